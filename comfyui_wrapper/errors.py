@@ -1,0 +1,203 @@
+"""One family of errors, each saying what went wrong and how to fix it.
+
+Every error a user can cause is a ``WrapperError``. ``str(error)`` is the whole
+message a user sees: what happened, then a line starting ``How to fix:``. Each
+class also subclasses the matching builtin (``FileNotFoundError``,
+``TimeoutError``, ``ValueError``...) so callers that only know the standard
+library can still catch them sensibly. Extra fields (``node_id``, ``url``,
+``filename``...) are kept as attributes for programs that want them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:token|access_token|api_key|apikey|key|signature|sig|x-amz-signature|x-amz-credential|auth|password)=)[^&#\s]+"
+)
+_USERINFO = re.compile(r"(?i)(https?://)[^/@\s:]+:[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Hide secrets that URLs carry (query tokens, user:password@)."""
+    text = _SECRET_QUERY.sub(r"\1***", text)
+    return _USERINFO.sub(r"\1***@", text)
+
+
+class WrapperError(Exception):
+    """Base of every error the wrapper raises on purpose."""
+
+    default_fix = "See the message above."
+
+    def __init__(self, message: str, *, fix: str | None = None, **fields: Any) -> None:
+        self.message = redact(message)
+        self.fix = redact(fix or self.default_fix)
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.message}\nHow to fix: {self.fix}"
+
+
+# --- the workflow itself -------------------------------------------------------
+
+
+class WorkflowError(WrapperError, ValueError):
+    """The workflow JSON is unusable as given."""
+
+    default_fix = (
+        "Pass the workflow in ComfyUI's API format: in ComfyUI, open Settings, enable "
+        "'Dev mode', then use Workflow > Export (API) and send that file's contents as workflow_json."
+    )
+
+
+class UIFormatError(WorkflowError):
+    """A UI-format workflow (nodes + links) that we cannot convert."""
+
+
+class UnknownNodeError(WorkflowError):
+    """The workflow uses node classes this ComfyUI does not have."""
+
+    default_fix = (
+        "Use only nodes this container provides, or ask for the custom node pack to be added "
+        "(custom_nodes.json)."
+    )
+
+
+class PromptValidationError(WorkflowError):
+    """ComfyUI refused the prompt (HTTP 400): wrong input values, missing links."""
+
+    default_fix = "Correct the inputs named above; each line names the node, the input and ComfyUI's reason."
+
+
+# --- inputs ---------------------------------------------------------------------
+
+
+class InputFileError(WrapperError, ValueError):
+    """input_file or a workflow media URL is unusable."""
+
+    default_fix = "Upload a single image, video or audio file, or a .zip/.tar of them."
+
+
+class MissingInputError(WrapperError, FileNotFoundError):
+    """Files or folders the workflow loads from input/ are not there."""
+
+    default_fix = (
+        "Upload the files with input_file (a zip or tar keeps folder names), give an http(s) URL "
+        "in the workflow, or change the names in the workflow to the ones listed as present."
+    )
+
+
+class UnsafeInputError(WrapperError, PermissionError):
+    """An archive entry, path or URL tried to reach outside what is allowed."""
+
+    default_fix = "Remove the offending entry or URL; inputs must stay inside input/ and URLs must be public http(s)."
+
+
+class InputTooLargeError(WrapperError, ValueError):
+    """An input exceeds a size, count or compression-ratio limit."""
+
+    default_fix = "Send a smaller input, or raise the limit named above through its setting."
+
+
+class DownloadError(WrapperError, ConnectionError):
+    """A URL could not be fetched."""
+
+    default_fix = "Check that the URL is public and answers (open it in a browser), then try again."
+
+
+# --- weights --------------------------------------------------------------------
+
+
+class ManifestError(WrapperError, ValueError):
+    """weights_manifest.json is malformed."""
+
+    default_fix = "Fix the manifest entry named above, or rebuild it with scripts/build_weights_manifest.py."
+
+
+class UnknownWeightError(WrapperError, LookupError):
+    """The workflow names model files that are neither cached nor in the manifest."""
+
+    default_fix = (
+        "Use one of the suggested names, give the weight as an http(s) URL in the loader's input, "
+        "or add it to weights_manifest.json (see supported_weights.md for the full list)."
+    )
+
+
+class WeightDownloadError(DownloadError):
+    """A weight could not be fetched or failed verification."""
+
+    default_fix = "Retry; if it keeps failing, check the URL and the manifest's size/sha256 for this file."
+
+
+class ChecksumMismatchError(WeightDownloadError):
+    """The bytes fetched are not the ones the manifest promises."""
+
+
+class CacheBudgetError(WrapperError, OSError):
+    """The weights this workflow needs do not fit in the cache budget or on disk."""
+
+    default_fix = "Raise CW_WEIGHTS_BUDGET, free disk space, or use fewer or smaller models."
+
+
+# --- outputs --------------------------------------------------------------------
+
+
+class OutputFormatError(WrapperError, ValueError):
+    default_fix = "Use output_format webp, jpg or png and output_quality between 0 and 100."
+
+
+class NoOutputsError(WrapperError, RuntimeError):
+    """The workflow ran but saved no files."""
+
+    default_fix = (
+        "Add a node that saves files (SaveImage, SaveAnimatedWEBP, VHS_VideoCombine...), or set "
+        "return_temp_files to get files from preview nodes."
+    )
+
+
+# --- ComfyUI, the process and the run --------------------------------------------
+
+
+class ComfyUIStartError(WrapperError, RuntimeError):
+    """ComfyUI did not come up."""
+
+    default_fix = "Read the ComfyUI log lines above; reinstall with scripts/install_comfyui.py if files are missing."
+
+
+class ComfyUICrashedError(WrapperError, RuntimeError):
+    """ComfyUI died while a prediction was running."""
+
+    default_fix = (
+        "The next prediction restarts ComfyUI. If it happens again with this workflow, lower the "
+        "resolution, batch size or frame count (the usual cause is running out of memory)."
+    )
+
+
+class ExecutionError(WrapperError, RuntimeError):
+    """A node raised while the workflow ran."""
+
+    default_fix = "Check the failing node's inputs named above; the traceback lines show where it failed."
+
+
+class PredictionInterruptedError(WrapperError, RuntimeError):
+    """The run was interrupted (cancelled by the caller or by ComfyUI)."""
+
+    default_fix = "Run the prediction again."
+
+
+class PredictionTimeoutError(WrapperError, TimeoutError):
+    """The run took longer than its deadline or stopped making progress."""
+
+    default_fix = (
+        "Lower steps, resolution or frame count, or raise CW_PREDICTION_TIMEOUT / CW_STALL_TIMEOUT."
+    )
+
+
+class CustomNodeInstallError(WrapperError, RuntimeError):
+    """A custom node pack could not be installed as pinned."""
+
+    default_fix = "Fix the pack entry in custom_nodes.json, or pin a requirement that fits our constraints."

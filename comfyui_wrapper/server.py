@@ -1,0 +1,228 @@
+"""The ComfyUI child process: start it, know its state, stop it, restart it.
+
+States move one way per life: STOPPED -> STARTING -> READY, and from STARTING or
+READY to DEAD (it exited on its own) or STOPPED (we stopped it). ``restart()``
+is stop + start. The process is started from an argument list (never a
+shell), so its handle is never lost and stop() can always reach it:
+terminate, wait, then kill.
+
+ComfyUI's output goes line by line to ``runtime/comfyui.log`` and to our
+logger with a ``[ComfyUI]`` prefix; the last lines are kept in memory so an
+error can say why ComfyUI died.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import requests
+
+from .errors import ComfyUIStartError
+from .settings import Settings
+
+log = logging.getLogger("comfyui_wrapper.server")
+comfy_log = logging.getLogger("comfyui_wrapper.comfyui")
+
+
+class ServerState(enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    DEAD = "dead"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def cuda_present() -> bool:
+    """Whether an NVIDIA driver is loaded, without importing torch (that costs seconds)."""
+    return Path("/proc/driver/nvidia/version").exists()
+
+
+def nvidia_driver_version() -> str | None:
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text()
+    except OSError:
+        return None
+    for word in text.split():
+        if word.count(".") >= 1 and word.replace(".", "").isdigit():
+            return word
+    return None
+
+
+class ComfyUIServer:
+    """One ComfyUI process on 127.0.0.1, owned by this object."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        extra_model_paths: Sequence[Path] = (),
+        python: str = sys.executable,
+        on_log_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.extra_model_paths = tuple(extra_model_paths)
+        self.python = python
+        self.on_log_line = on_log_line
+        self.state = ServerState.STOPPED
+        self.port = settings.port or 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tail: collections.deque[str] = collections.deque(maxlen=200)
+        self.log_text: list[str] = []  # the whole log of the current life (setup reads it)
+        self._reader: threading.Thread | None = None
+        self.started_at = 0.0
+        self.boot_seconds = 0.0
+        self.restarts = 0
+
+    # --- addresses --------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    def arguments(self) -> list[str]:
+        s = self.settings
+        args = [
+            self.python, str(s.comfyui_dir / "main.py"),
+            "--listen", s.host, "--port", str(self.port),
+            "--disable-auto-launch",
+            "--input-directory", str(s.input_dir),
+            "--output-directory", str(s.output_dir),
+            # ComfyUI appends "temp" to this directory itself.
+            "--temp-directory", str(s.temp_dir.parent),
+        ]
+        if s.force_cpu or not cuda_present():
+            args.append("--cpu")
+        for path in self.extra_model_paths:
+            args += ["--extra-model-paths-config", str(path)]
+        args += list(s.extra_args)
+        return args
+
+    # --- life cycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start ComfyUI and wait until its HTTP API answers, or raise with the log tail."""
+        if self.state in (ServerState.STARTING, ServerState.READY) and self.is_alive():
+            return
+        s = self.settings
+        if not (s.comfyui_dir / "main.py").is_file():
+            raise ComfyUIStartError(
+                f"ComfyUI is not installed in {s.comfyui_dir} (no main.py there).",
+                fix="Run `python scripts/install_comfyui.py`, or point CW_COMFYUI_DIR at an installed ComfyUI.",
+            )
+        for folder in (s.input_dir, s.output_dir, s.temp_dir, s.runtime_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.port = s.port or free_port(s.host)
+        self.tail.clear()
+        self.log_text = []
+        self.state = ServerState.STARTING
+        self.started_at = time.monotonic()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        log_file = s.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                self.arguments(), cwd=s.comfyui_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError as exc:
+            log_file.close()
+            self.state = ServerState.DEAD
+            raise ComfyUIStartError(f"Could not start ComfyUI: {exc}.") from None
+        self._reader = threading.Thread(
+            target=self._pump_log, args=(self.process, log_file), name="comfyui-log", daemon=True
+        )
+        self._reader.start()
+        self._wait_ready(s.boot_timeout_s)
+        self.boot_seconds = time.monotonic() - self.started_at
+        self.state = ServerState.READY
+        log.info("ComfyUI ready on %s after %.1f s", self.base_url, self.boot_seconds)
+
+    def _pump_log(self, process: subprocess.Popen[bytes], log_file) -> None:
+        assert process.stdout is not None
+        with log_file:
+            for raw in iter(process.stdout.readline, b""):
+                log_file.write(raw)
+                log_file.flush()
+                line = raw.decode("utf-8", "replace").rstrip()
+                self.tail.append(line)
+                self.log_text.append(line)
+                comfy_log.debug("[ComfyUI] %s", line)
+                if self.on_log_line is not None:
+                    self.on_log_line(line)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        session = requests.Session()
+        delay = 0.02
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                self._join_reader()
+                self.state = ServerState.DEAD
+                raise ComfyUIStartError(
+                    f"ComfyUI exited with code {self.process.returncode} before it was ready. "
+                    f"Last log lines:\n{self.log_tail(30)}",
+                )
+            try:
+                if session.get(f"{self.base_url}/system_stats", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ComfyUIStartError(
+                    f"ComfyUI did not answer on {self.base_url} within {timeout_s:g} s. "
+                    f"Last log lines:\n{self.log_tail(30)}",
+                    fix="Raise CW_BOOT_TIMEOUT if the machine is slow, or read the log lines above.",
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def _join_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+    def is_alive(self) -> bool:
+        alive = self.process is not None and self.process.poll() is None
+        if not alive and self.state in (ServerState.STARTING, ServerState.READY):
+            self.state = ServerState.DEAD
+        return alive
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """terminate -> wait -> kill; always leaves no process behind."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout_s)
+        self._join_reader()
+        self.state = ServerState.STOPPED
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.exit_code() is not None:
+            self._join_reader()
+        return "\n".join(list(self.tail)[-lines:])

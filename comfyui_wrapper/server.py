@@ -97,7 +97,7 @@ class ComfyUIServer:
     def arguments(self) -> list[str]:
         s = self.settings
         args = [
-            self.python, str(s.comfyui_dir / "main.py"),
+            self.python, str(Path(__file__).with_name("launch_comfyui.py")), str(s.comfyui_dir / "main.py"),
             "--listen", s.host, "--port", str(self.port),
             "--disable-auto-launch",
             "--input-directory", str(s.input_dir),

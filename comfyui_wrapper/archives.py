@@ -186,13 +186,14 @@ class _Extraction:
         if self.scanned > 2 * self.limits.max_archive_files:
             raise self._too_many()
 
-    def _count_kept(self) -> None:
-        if len(self._files) + len(self._dirs) > self.limits.max_archive_files:
+    def _count_file(self, relative: str) -> None:
+        if relative not in self._files and len(self._files) >= self.limits.max_archive_files:
             raise self._too_many()
 
     def _too_many(self) -> InputTooLargeError:
         return InputTooLargeError(
-            f"Archive {self.archive.name!r} has more than {self.limits.max_archive_files} entries.",
+            f"Archive {self.archive.name!r} has more than {self.limits.max_archive_files} files "
+            f"(or more than {2 * self.limits.max_archive_files} entries counting folders and OS clutter).",
             fix="Send fewer files, or raise CW_MAX_ARCHIVE_FILES.",
             limit=self.limits.max_archive_files,
         )
@@ -224,9 +225,9 @@ class _Extraction:
         except OSError as exc:
             raise self._conflict(relative, exc) from None
         self._dirs[relative] = None
-        self._count_kept()
 
     def add_file(self, relative: str, read: Callable[[int], bytes]) -> None:
+        self._count_file(relative)
         target = self.staging / relative
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +251,6 @@ class _Extraction:
                         fix="Free disk space or send a smaller archive.", entry=relative,
                     ) from None
         self._files[relative] = None
-        self._count_kept()
         # A parent folder of a file is implied; record it for the move step.
         parent = Path(relative).parent
         while str(parent) != ".":
@@ -402,12 +402,16 @@ def _extract_tar(job: _Extraction) -> None:
 
 
 def _check_no_clash(result: ExtractResult, input_dir: Path) -> None:
-    """Refuse before moving anything if an entry would replace a file with a folder or back."""
+    """Refuse before moving anything if an entry would replace a file with a folder or back.
+
+    Also refuses to write through a symlink already in input/ (we never make
+    one, but input/ is not ours alone).
+    """
     for relative in result.directories:
         target = input_dir / relative
-        if target.exists() and not target.is_dir() or target.is_symlink():
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
             raise InputFileError(
-                f"Archive folder {relative!r} clashes with a file of that name already in input/.",
+                f"Archive folder {relative!r} clashes with a file or link of that name already in input/.",
                 fix="Rename the folder inside the archive.", entry=relative,
             )
     for relative in result.files:
@@ -419,21 +423,22 @@ def _check_no_clash(result: ExtractResult, input_dir: Path) -> None:
             )
 
 
+def _merge(source: Path, target: Path) -> None:
+    """Move a checked staging tree into target: whole subtrees by rename where target lacks them."""
+    for entry in source.iterdir():
+        destination = target / entry.name
+        if entry.is_dir() and destination.is_dir() and not destination.is_symlink():
+            _merge(entry, destination)
+        else:
+            if destination.is_symlink():
+                destination.unlink()
+            os.replace(entry, destination)
+
+
 def _move_into_place(staging: Path, result: ExtractResult, input_dir: Path) -> None:
-    if not input_dir.exists() or (input_dir.is_dir() and not any(input_dir.iterdir())):
-        if input_dir.exists():
-            input_dir.rmdir()
-        os.chmod(staging, 0o755)
-        os.replace(staging, input_dir)  # one rename: all or nothing
-        return
     _check_no_clash(result, input_dir)
-    for relative in result.directories:
-        (input_dir / relative).mkdir(parents=True, exist_ok=True)
-    for relative in result.files:
-        target = input_dir / relative
-        if target.is_symlink():
-            target.unlink()
-        os.replace(staging / relative, target)
+    input_dir.mkdir(parents=True, exist_ok=True)
+    _merge(staging, input_dir)
 
 
 def extract_archive(archive: Path, input_dir: Path, limits: InputLimits, *, kind: str | None = None) -> ExtractResult:

@@ -142,13 +142,18 @@ def _spec_from_json(raw: Any, index: int, source: str) -> WeightSpec:
     )
 
 
-def _stem(name: str) -> tuple[str, str]:
-    """Lowercased (stem, extension) of a name's last path part, for fuzzy matching."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+def _split_for_matching(name: str) -> tuple[str, str, str]:
+    """Lowercased (path without extension, stem of the last part, extension) for fuzzy matching.
+
+    Extensions are compared apart: ".safetensors" shared by two unrelated names
+    would otherwise make them look alike.
+    """
+    path = name.replace("\\", "/").lower()
+    head, slash, base = path.rpartition("/")
     stem, dot, ext = base.rpartition(".")
-    if not dot or not stem or len(ext) > 12:
-        return base, ""
-    return stem, ext
+    if not dot or not stem or len(ext) > 12 or not ext.isalnum():
+        stem, ext = base, ""
+    return head + slash + stem, stem, ext
 
 
 class Manifest:
@@ -177,7 +182,7 @@ class Manifest:
                 self._by_synonym[synonym] = spec
         # Precomputed for suggest(): (lowercased full name, stem, extension, canonical name).
         self._candidates = [
-            (alias.lower(), *_stem(alias), spec.name)
+            (*_split_for_matching(alias), spec.name)
             for spec in specs for alias in (spec.name, *spec.synonyms)
         ]
 
@@ -252,12 +257,12 @@ class Manifest:
         (so a missing subfolder, a changed extension, ``v1.4`` vs ``v1.5`` or
         ``fp16`` vs ``bf16`` still rank close); a shared extension breaks ties.
         """
-        query = name.strip().replace("\\", "/").lower()
+        query = name.strip()
         if not query:
             return []
-        query_stem, query_ext = _stem(query)
+        query_full, query_stem, query_ext = _split_for_matching(query)
         matcher_full = difflib.SequenceMatcher(autojunk=False)
-        matcher_full.set_seq2(query)
+        matcher_full.set_seq2(query_full)
         matcher_stem = difflib.SequenceMatcher(autojunk=False)
         matcher_stem.set_seq2(query_stem)
         best: dict[str, float] = {}
@@ -267,8 +272,10 @@ class Manifest:
             if matcher_full.real_quick_ratio() < cutoff - 0.1 and matcher_stem.real_quick_ratio() < cutoff - 0.1:
                 continue
             score = max(matcher_full.ratio(), matcher_stem.ratio())
-            if min(len(query_stem), len(stem)) >= 5 and (stem.startswith(query_stem) or query_stem.startswith(stem)):
-                score = max(score, 0.8)  # "sd_xl_base" for "sd_xl_base_1.0"
+            shorter, longer = sorted((query_stem, stem), key=len)
+            if len(shorter) >= 5 and longer.startswith(shorter):
+                # "sd_xl_base" for "sd_xl_base_1.0": a prefix is a strong hint.
+                score = max(score, 0.75 + 0.25 * len(shorter) / len(longer))
             if ext and ext == query_ext:
                 score += 0.02
             if score >= cutoff and score > best.get(canonical, 0.0):

@@ -10,7 +10,7 @@ The README's settings table lists each variable below; keep the two in step
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -74,7 +74,7 @@ class Settings:
 
     # --- ComfyUI install and process -------------------------------------
     comfyui_dir: Path  # CW_COMFYUI_DIR
-    runtime_dir: Path  # CW_RUNTIME_DIR: input/ output/ temp/ results/ logs
+    runtime_dir: Path  # CW_RUNTIME_DIR (input/ output/ temp/ results/ and logs)
     host: str = "127.0.0.1"  # CW_COMFYUI_HOST
     port: int = 0  # CW_COMFYUI_PORT (0 = pick a free port)
     boot_timeout_s: float = 180.0  # CW_BOOT_TIMEOUT
@@ -153,16 +153,9 @@ class Settings:
 
 
 def setting_names() -> list[str]:
-    """The environment variables Settings reads, parsed from the field comments.
+    """The environment variables Settings reads, in order (for the README table's test)."""
+    import inspect
+    import re
 
-    Used by the test that keeps the README's table complete.
-    """
-    source = Path(__file__).read_text()
-    names: list[str] = []
-    for f in fields(Settings):
-        for line in source.splitlines():
-            stripped = line.strip()
-            if stripped.startswith(f"{f.name}:") and "#" in stripped:
-                names.append(stripped.split("#", 1)[1].split()[0])
-                break
-    return names
+    source = inspect.getsource(Settings.from_env)
+    return list(dict.fromkeys(re.findall(r'"((?:CW|HF|CIVITAI)_[A-Z0-9_]+)"', source)))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .errors import UnknownWeightError, WorkflowError, redact
@@ -32,7 +32,7 @@ EMBEDDINGS_FOLDER = "embeddings"
 
 # ComfyUI's tokenizer starts an embedding at the start of a segment or after a space or
 # newline; the name runs to the next space. Inside "(...:1.2)" the weight is not part of it.
-_EMBEDDING = re.compile(r"(?:(?<=^)|(?<=[\s(]))embedding:([^\s()]+?)(?::\d*\.?\d+)?(?=[\s(),]|$)")
+_EMBEDDING = re.compile(r"(?<![^\s(])embedding:([^\s()]+?)(?::\d*\.?\d+)?(?=[\s(),]|$)")
 
 # Core ComfyUI loader inputs and the folder each reads (from ComfyUI's nodes.py and
 # comfy_extras/*.py: the folder_paths.get_filename_list(...) in each INPUT_TYPES).
@@ -253,10 +253,10 @@ def find_weights(
             stripped = value.strip()
             if not stripped or "\n" in stripped or _is_prompt_text(spec_in):
                 continue
+            options = _combo_options(spec_in)
+            model_input = folder is not None or (
+                options is not None and any(isinstance(o, str) and has_model_extension(o) for o in options))
             if is_http_url(stripped):
-                options = _combo_options(spec_in)
-                model_input = folder is not None or (
-                    options is not None and any(isinstance(o, str) and has_model_extension(o) for o in options))
                 if not model_input:
                     continue  # an image/video URL: the inputs module handles those
                 target = folder or _folder_from_options(options or [], manifest)
@@ -273,7 +273,8 @@ def find_weights(
                 if spec.name != value:
                     rewrites.append(Rewrite(where.node_id, input_name, value, spec.name))
                 continue
-            if has_model_extension(stripped) and not on_disk(stripped):
+            # In a model-loader input anything unknown counts ("x.safetensor" is a typo, not text).
+            if (model_input or has_model_extension(stripped)) and not on_disk(stripped):
                 unknown.append(UnknownWeight(where, stripped, folder, tuple(manifest.suggest(stripped))))
     return WeightRefs(tuple(weights), tuple(urls), tuple(unknown), tuple(rewrites))
 
@@ -344,7 +345,7 @@ def apply_rewrites(workflow: Mapping[str, Any], rewrites: Iterable[Rewrite]) -> 
             )
         current = inputs[rewrite.input_name]
         if rewrite.kind == "embedding":
-            pattern = re.compile(r"(?:(?<=^)|(?<=[\s(]))embedding:" + re.escape(rewrite.old) + r"(?=[\s(),:]|$)")
+            pattern = re.compile(r"(?<![^\s(])embedding:" + re.escape(rewrite.old) + r"(?=[\s(),:]|$)")
             inputs[rewrite.input_name] = pattern.sub(lambda _m: "embedding:" + rewrite.new, current)
         elif current.strip() == rewrite.old.strip():
             inputs[rewrite.input_name] = rewrite.new
@@ -354,8 +355,3 @@ def apply_rewrites(workflow: Mapping[str, Any], rewrites: Iterable[Rewrite]) -> 
 def rewrites_for_urls(refs: Iterable[UrlRef], names: Mapping[str, str]) -> list[Rewrite]:
     """Rewrites that put each downloaded URL's name (``names[url]``, from the cache) into its input."""
     return [Rewrite(ref.where.node_id, ref.where.input_name, ref.url, names[ref.url]) for ref in refs]
-
-
-@dataclass
-class _Unused:  # keeps dataclasses.field imported for future fields without lint noise
-    _: list[str] = field(default_factory=list)

@@ -1,0 +1,69 @@
+"""predict.py through the real Cog HTTP server (coglet), end to end."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from tests.support.cog_server import cog_server
+
+INVERT = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 8, "batch_size": 1, "color": 0x00FF00}},
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "cog"}},
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with cog_server(tmp_path_factory.mktemp("cog")) as running:
+        assert running.health()["status"] == "READY", running.log()[-3000:]
+        yield running
+
+
+def decode_data_uri(uri: str) -> Image.Image:
+    header, _, payload = uri.partition(",")
+    assert header.startswith("data:image/")
+    return Image.open(io.BytesIO(base64.b64decode(payload)))
+
+
+def test_prediction_returns_the_image(server):
+    response = server.post({"workflow_json": json.dumps(INVERT), "output_format": "png"})
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "succeeded", body
+    [uri] = body["output"]
+    image = decode_data_uri(uri)
+    assert image.size == (16, 8)
+    assert {c for _, c in image.convert("RGB").getcolors()} == {(255, 0, 255)}
+    assert "Running node 3: SaveImage" in body["logs"]
+    assert "Timings:" in body["logs"]
+
+
+@pytest.mark.parametrize("inputs,field", [({"output_quality": 101}, "output_quality"), ({"output_format": "gif"}, "output_format")])
+def test_invalid_inputs_get_422(server, inputs, field):
+    response = server.post(inputs)
+    assert response.status_code == 422
+    assert field in json.dumps(response.json())
+
+
+def test_a_user_error_fails_the_prediction_with_the_message_and_server_stays_healthy(server):
+    body = server.post({"workflow_json": "{not json"}).json()
+    assert body["status"] == "failed"
+    assert "not valid JSON" in body["error"] and "How to fix" in body["error"]
+    assert server.health()["status"] == "READY"
+    again = server.post({"workflow_json": json.dumps(INVERT)}).json()
+    assert again["status"] == "succeeded"
+
+
+def test_openapi_lists_the_inputs_in_order(server):
+    import requests
+
+    schema = requests.get(f"{server.base_url}/openapi.json", timeout=10).json()
+    props = schema["components"]["schemas"]["Input"]["properties"]
+    ordered = sorted(props, key=lambda name: props[name]["x-order"])
+    assert ordered[:7] == ["workflow_json", "input_file", "return_temp_files", "output_format",
+                           "output_quality", "randomise_seeds", "force_reset_cache"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,13 +200,27 @@ class WorkflowRunner:
             raise PredictionInterruptedError("The run was interrupted before it finished.")
         return outcome
 
-    def _abort(self, client: ComfyUIClient) -> None:
-        """Interrupt the running prompt and empty the queue; best effort, ComfyUI may be gone."""
-        for action in (client.interrupt, client.clear_queue, lambda: client.free(free_memory=True)):
-            try:
-                action()
-            except Exception as exc:  # noqa: BLE001 - reporting the original error matters more
-                log.warning("Could not clean up after the failed run: %s", exc)
+    def _abort(self, client: ComfyUIClient, settle_s: float = 10.0) -> None:
+        """Stop the running prompt and empty the queue, so the next prediction starts clean.
+
+        A node that never checks ComfyUI's interrupt flag keeps running after
+        /interrupt; if the queue is still busy after ``settle_s``, ComfyUI is
+        restarted rather than leaving the next user waiting behind it.
+        """
+        try:
+            client.interrupt()
+            client.clear_queue()
+            deadline = time.monotonic() + settle_s
+            while client.queue().get("queue_running"):
+                if time.monotonic() > deadline or not self.server.is_alive():
+                    raise TimeoutError("the interrupted prompt did not stop")
+                time.sleep(0.1)
+            client.free(free_memory=True)
+        except Exception as exc:  # noqa: BLE001 - any failure here means: start afresh
+            log.warning("ComfyUI did not settle after the run was stopped (%s); restarting it.", exc)
+            client.close()
+            self.server.restart()
+            self.client = ComfyUIClient(self.server.base_url)
 
     def _crashed(self, node_id: str | None, workflow: wf.Workflow) -> ComfyUICrashedError:
         self.server.is_alive()

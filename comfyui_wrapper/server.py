@@ -107,7 +107,7 @@ class ComfyUIServer:
         ]
         if s.force_cpu or not cuda_present():
             args.append("--cpu")
-        for path in self.extra_model_paths:
+        for path in (*s.extra_model_paths, *self.extra_model_paths):
             args += ["--extra-model-paths-config", str(path)]
         args += list(s.extra_args)
         return args

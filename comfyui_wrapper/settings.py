@@ -80,6 +80,7 @@ class Settings:
     boot_timeout_s: float = 180.0  # CW_BOOT_TIMEOUT
     force_cpu: bool = False  # CW_FORCE_CPU
     extra_args: tuple[str, ...] = ()  # CW_COMFYUI_EXTRA_ARGS (space separated)
+    extra_model_paths: tuple[Path, ...] = ()  # CW_EXTRA_MODEL_PATHS (extra_model_paths YAML files, ':' separated)
 
     # --- a prediction ----------------------------------------------------
     prediction_timeout_s: float = 1800.0  # CW_PREDICTION_TIMEOUT
@@ -134,6 +135,9 @@ class Settings:
             boot_timeout_s=_float(env, "CW_BOOT_TIMEOUT", 180.0),
             force_cpu=_bool(env, "CW_FORCE_CPU", False),
             extra_args=tuple(env.get("CW_COMFYUI_EXTRA_ARGS", "").split()),
+            extra_model_paths=tuple(
+                Path(p).expanduser().resolve() for p in env.get("CW_EXTRA_MODEL_PATHS", "").split(os.pathsep) if p.strip()
+            ),
             prediction_timeout_s=_float(env, "CW_PREDICTION_TIMEOUT", 1800.0),
             stall_timeout_s=_float(env, "CW_STALL_TIMEOUT", 600.0),
             manifest_path=_path(env, "CW_WEIGHTS_MANIFEST", REPO_ROOT / "weights_manifest.json"),

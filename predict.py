@@ -86,4 +86,6 @@ class Predictor(BasePredictor):
                 force_reset_cache=force_reset_cache,
             )
         )
+        for phase, seconds in result.timings.items():
+            self.record_metric(f"{phase}_seconds", round(seconds, 4))
         return [Path(path) for path in result.files]

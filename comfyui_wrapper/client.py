@@ -44,6 +44,7 @@ class RunOutcome:
     error: dict[str, Any] | None = None  # the execution_error / execution_interrupted payload
     cached_nodes: list[str] = field(default_factory=list)
     executed_nodes: list[str] = field(default_factory=list)
+    queue_wait_s: float = 0.0  # from the start of wait() to ComfyUI's execution_start
 
 
 class ConnectionLost(WrapperError, ConnectionError):
@@ -192,6 +193,8 @@ class ComfyUIClient:
                 running_node = node
                 if node is not None:
                     outcome.executed_nodes.append(str(node))
+            elif event_type == "execution_start":
+                outcome.queue_wait_s = time.monotonic() - started
             elif event_type == "execution_cached":
                 outcome.cached_nodes = [str(n) for n in data.get("nodes", [])]
             elif event_type == "executed":

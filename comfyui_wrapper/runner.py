@@ -154,6 +154,8 @@ class WorkflowRunner:
             prompt_id = client.queue_prompt(wf.mark_outputs_fresh(workflow, outputs, run_id), prompt_id=run_id)
         with timer.phase("execution"):
             outcome = self._wait(client, prompt_id, workflow)
+        timer.seconds["queue_wait"] = outcome.queue_wait_s
+        timer.seconds["execution"] -= outcome.queue_wait_s
         with timer.phase("outputs"):
             produced = collect(
                 outcome.outputs, self.settings.output_dir, self.settings.temp_dir,

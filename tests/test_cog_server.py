@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.support.cog_server import cog_server
+from tests.test_reliability import chain, nodes_yaml
 
 INVERT = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 8, "batch_size": 1, "color": 0x00FF00}},
@@ -20,7 +21,9 @@ INVERT = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with cog_server(tmp_path_factory.mktemp("cog")) as running:
+    tmp = tmp_path_factory.mktemp("cog")
+    env = {"CW_EXTRA_MODEL_PATHS": str(nodes_yaml(tmp))}
+    with cog_server(tmp, env=env) as running:
         assert running.health()["status"] == "READY", running.log()[-3000:]
         yield running
 
@@ -67,3 +70,40 @@ def test_openapi_lists_the_inputs_in_order(server):
     ordered = sorted(props, key=lambda name: props[name]["x-order"])
     assert ordered[:7] == ["workflow_json", "input_file", "return_temp_files", "output_format",
                            "output_quality", "randomise_seeds", "force_reset_cache"]
+
+
+def test_metrics_record_time_per_phase(server):
+    body = server.post({"workflow_json": json.dumps(INVERT)}).json()
+    assert body["status"] == "succeeded"
+    for phase in ("prepare", "inputs", "queue", "queue_wait", "execution", "outputs"):
+        assert f"{phase}_seconds" in body["metrics"], body["metrics"]
+
+
+def test_cancel_interrupts_the_run_and_the_next_prediction_succeeds(server):
+    import threading
+    import time
+
+    import requests
+
+    slow = json.dumps(chain(("CWTestSleep", {"seconds": 120.0, "report_progress": True})))
+    answer: dict = {}
+
+    def run_slow():
+        answer["body"] = requests.put(f"{server.base_url}/predictions/slow-one", json={"input": {"workflow_json": slow}},
+                                      timeout=300).json()
+
+    worker = threading.Thread(target=run_slow)
+    worker.start()
+    time.sleep(4)
+    began = time.monotonic()
+    cancel = requests.post(f"{server.base_url}/predictions/slow-one/cancel", timeout=30)
+    assert cancel.status_code == 200
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert answer["body"]["status"] == "canceled", answer["body"]
+    assert time.monotonic() - began < 30
+    assert server.health()["status"] == "READY"
+    began = time.monotonic()
+    after = server.post({"workflow_json": json.dumps(INVERT)}).json()
+    assert after["status"] == "succeeded", after
+    assert time.monotonic() - began < 10

@@ -26,6 +26,8 @@ def _log_to_prediction_logs() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    # urllib3's debug lines print request paths, query tokens included: keep them out.
+    logging.getLogger("urllib3").setLevel(logging.INFO)
 
 
 class Predictor(BasePredictor):

@@ -23,8 +23,8 @@ import http.server
 import json
 import os
 import re
+import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -120,6 +120,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _client_cpu() -> float:
+    """CPU seconds of this process (fetch's threads) plus its finished children (curl)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def _stats(base: str) -> dict[str, int]:
     with urllib.request.urlopen(base + "/_stats", timeout=10) as answer:
         return json.load(answer)
@@ -136,16 +145,19 @@ class Bench:
     def measure(self, label: str, run: "callable") -> float:  # type: ignore[valid-type]
         dest = self.work / "out.bin"
         before_cpu, before = _cpu_seconds(self.pid), _stats(self.base)
+        client_before = _client_cpu()
         began = time.perf_counter()
         run(dest)
         seconds = time.perf_counter() - began
+        client = _client_cpu() - client_before
         cpu, after = _cpu_seconds(self.pid) - before_cpu, _stats(self.base)
         assert dest.stat().st_size == self.size, f"{label}: wrong size"
         dest.unlink()
         print(
-            f"  {label:<34} {seconds:7.2f} s  {self.size / seconds / 1e6:8.1f} MB/s   server CPU {cpu:5.2f} s "
-            f"({cpu / seconds:4.0%} of a core), {after['connections'] - before['connections']} connection(s), "
-            f"{after['requests'] - before['requests'] - 1} request(s)",
+            f"  {label:<32} {seconds:6.2f} s {self.size / seconds / 1e6:6.0f} MB/s | client CPU {client:5.2f} s"
+            f" | server CPU {cpu:4.2f} s ({cpu / seconds:3.0%} of a core), "
+            f"{after['connections'] - before['connections'] - 1} connection(s), "
+            f"{after['requests'] - before['requests']} request(s)",
             flush=True,
         )
         return seconds
@@ -201,7 +213,7 @@ def main() -> None:
         began = time.perf_counter()
         sha = _make_file(work / "srv" / "file.bin", size)
         print(f"{args.size_mb} MiB of random bytes written in {time.perf_counter() - began:.1f} s; "
-              f"{os.cpu_count()} CPU cores", flush=True)
+              f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}", flush=True)
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(work / "srv"), "--cap-bps", str(cap)],
             stdout=subprocess.PIPE, text=True,

@@ -28,6 +28,8 @@ def _configure_logging(verbose: bool) -> None:
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
+    # urllib3's debug lines print request paths, query tokens included: keep them out.
+    logging.getLogger("urllib3").setLevel(logging.INFO)
 
 
 def _read_workflow(value: str) -> str:

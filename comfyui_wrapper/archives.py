@@ -28,6 +28,7 @@ validation reports what the workflow then lacks.
 
 from __future__ import annotations
 
+import errno
 import lzma
 import os
 import re
@@ -39,7 +40,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 from .errors import InputFileError, InputTooLargeError, UnsafeInputError
 
@@ -80,7 +82,7 @@ class InputLimits:
     max_compression_ratio: float = 200.0
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "InputLimits":
+    def from_settings(cls, settings: Settings) -> InputLimits:
         return cls(
             max_input_bytes=settings.max_input_bytes,
             max_archive_files=settings.max_archive_files,
@@ -258,10 +260,15 @@ class _Extraction:
             parent = parent.parent
 
     def _conflict(self, relative: str, exc: OSError) -> InputFileError:
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            return InputFileError(
+                f"Archive {self.archive.name!r} has conflicting entries at {relative!r} "
+                f"(a file and a folder with the same name): {exc.strerror or exc}.",
+                fix="Re-create the archive so no file shares its name with a folder.", entry=relative,
+            )
         return InputFileError(
-            f"Archive {self.archive.name!r} has conflicting entries at {relative!r} "
-            f"(a file and a folder with the same name): {exc.strerror or exc}.",
-            fix="Re-create the archive so no file shares its name with a folder.", entry=relative,
+            f"Could not create {relative!r} from archive {self.archive.name!r}: {exc.strerror or exc}.",
+            fix="Shorten deeply nested paths inside the archive, or free disk space.", entry=relative,
         )
 
     def finish(self) -> ExtractResult:

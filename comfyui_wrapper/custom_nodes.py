@@ -143,14 +143,19 @@ class ImportFailure:
     pack: str  # folder (or .py file stem) under custom_nodes/
     path: str
     reason: str  # the exception, e.g. "ModuleNotFoundError: No module named 'cv2'"
-    stage: str = "import"  # "import" or "prestartup" (its prestartup_script.py failed)
+    # "import"; "prestartup" (its prestartup_script.py failed, the pack may still load);
+    # "builtin" (one of ComfyUI's own node files, comfy_extras/ or comfy_api_nodes/; pack is "comfy_extras/x.py")
+    stage: str = "import"
 
     def describe(self) -> str:
-        what = "failed to import" if self.stage == "import" else "failed its prestartup script"
-        return f"Custom node pack {self.pack} {what}: {self.reason}"
+        if self.stage == "builtin":
+            return f"ComfyUI's built-in node file {self.pack} failed to import: {self.reason}"
+        if self.stage == "prestartup":
+            return f"Custom node pack {self.pack} failed its prestartup script: {self.reason}"
+        return f"Custom node pack {self.pack} failed to import: {self.reason}"
 
 
-_SUMMARY_FAILED = re.compile(r"^\s*[\d.]+ seconds \(IMPORT FAILED\): (?P<path>.+?)\s*$")
+_SUMMARY_FAILED = re.compile(r"\d+\.\d seconds \(IMPORT FAILED\): (?P<path>.+?)\s*$")
 _CANNOT_IMPORT = re.compile(r"Cannot import (?P<path>.+?) module for custom nodes: (?P<error>.*)$")
 _SKIP_NO_MAPPINGS = re.compile(r"Skip (?P<path>.+?) module for custom nodes due to the lack of (?P<what>.+?)\s*$")
 _ENTRYPOINT = re.compile(
@@ -159,6 +164,7 @@ _ENTRYPOINT = re.compile(
 )
 _PRESTARTUP = re.compile(r"Failed to execute startup-script: (?P<path>.+?) / (?P<error>.*)$")
 _MAX_EXCEPTION_LINES = 12
+_BUILTIN_FOLDERS = ("/comfy_extras", "/comfy_api_nodes")
 
 
 def _pack_from_path(path: str) -> str:
@@ -191,22 +197,28 @@ def _exception_before(lines: Sequence[str], index: int) -> str | None:
     return text or None
 
 
-def report_failed_imports(log_text: str) -> list[ImportFailure]:
-    """Packs that failed to load, from one boot's ComfyUI log, each with its reason.
+def report_failed_imports(log_text: str | Iterable[str]) -> list[ImportFailure]:
+    """Packs that failed to load, from one boot's ComfyUI log (text, or its lines), each with its reason.
 
     The authority is ComfyUI's import-times summary (``(IMPORT FAILED): path``);
     the reason comes from the lines ComfyUI logged while loading that path.
     Prestartup-script failures are reported too (the pack may still import).
     """
-    lines = log_text.splitlines()
+    text = log_text if isinstance(log_text, str) else "\n".join(line.rstrip("\n") for line in log_text)
+    lines = text.splitlines()
     reasons: dict[str, str] = {}
     failed_paths: list[str] = []
     prestartup: list[ImportFailure] = []
+    builtin: list[ImportFailure] = []
     for index, line in enumerate(lines):
-        if match := _SUMMARY_FAILED.match(line):
+        if match := _SUMMARY_FAILED.search(line):
             failed_paths.append(match["path"])
         elif match := _CANNOT_IMPORT.search(line):
-            reasons[match["path"]] = _exception_before(lines, index) or match["error"].strip() or "(no message)"
+            path = match["path"]
+            reasons[path] = _exception_before(lines, index) or match["error"].strip() or "(no message)"
+            folder, _, filename = path.replace("\\", "/").rstrip("/").rpartition("/")
+            if folder.endswith(_BUILTIN_FOLDERS):  # ComfyUI's own node files: no summary line follows
+                builtin.append(ImportFailure(f"{folder.rsplit('/', 1)[-1]}/{filename}", path, reasons[path], "builtin"))
         elif match := _SKIP_NO_MAPPINGS.search(line):
             reasons[match["path"]] = f"it defines no {match['what']}, so ComfyUI registered none of its nodes"
         elif match := _ENTRYPOINT.search(line):
@@ -219,7 +231,7 @@ def report_failed_imports(log_text: str) -> list[ImportFailure]:
     for path in failed_paths:
         reason = reasons.get(path) or "see the ComfyUI log above the 'Import times for custom nodes' summary"
         failures[path] = ImportFailure(_pack_from_path(path), path, reason)
-    return list(failures.values()) + prestartup
+    return list(failures.values()) + prestartup + builtin
 
 
 def setup_report(
@@ -229,7 +241,8 @@ def setup_report(
     comfyui_dir: Path | None = None,
 ) -> list[str]:
     """One line per problem worth a look after boot: failed imports, shipped packs that are absent."""
-    lines = [f.describe() + "; workflows using its nodes will be refused with this reason." for f in failures]
+    lines = [f.describe() + ("; workflows using its nodes will be refused with this reason." if f.stage != "prestartup"
+                             else " (the pack may still have loaded).") for f in failures]
     if comfyui_dir is not None:
         loaded = nodes_by_pack(object_info, packs)
         failed = {f.pack for f in failures}
@@ -252,7 +265,7 @@ class NodeProblem:
     node_id: str
     class_type: str
     title: str | None
-    kind: str  # unsupported | failed_import | not_installed | newer_version | not_shipped | core_newer | unknown
+    kind: str  # unsupported | failed_import | not_installed | newer_version | not_shipped | core_other | unknown
     detail: str
     pack: str | None = None
     repo: str | None = None
@@ -263,17 +276,16 @@ class NodeProblem:
 
 
 _FIXES = {
-    "unsupported": "replace the refused nodes as their reasons suggest",
-    "failed_import": "the packs that failed to import are broken in this image; report it (the reason is shown) "
-    "or use other nodes",
-    "not_installed": "the image lacks packs it should ship; report it",
-    "newer_version": "the nodes come from a newer version of a pack than we pin: use the older node names, "
-    "or ask for the pack's pin in custom_nodes.json to be raised",
-    "not_shipped": "ask for the packs named to be added to custom_nodes.json, or replace their nodes with "
-    "ones this container has",
-    "core_newer": "those nodes need a newer ComfyUI than this container's; replace them",
-    "unknown": "check the spelling of the class_type values (and the suggestions given); a node from a private "
-    "or local pack cannot run here",
+    "unsupported": "Replace the refused nodes as their reasons say.",
+    "failed_import": "A pack that failed to import is broken in this image: report it with the reason shown, "
+    "or use other nodes.",
+    "not_installed": "A pack we list is missing from this image: report it.",
+    "newer_version": "For nodes from a newer version of a pack, use nodes the pinned version has, or ask for the "
+    "pack's pin in custom_nodes.json to be raised.",
+    "not_shipped": "Ask for the packs named to be added to custom_nodes.json, or replace their nodes with ones this "
+    "container has.",
+    "core_other": "Replace the core nodes named with nodes this ComfyUI version has.",
+    "unknown": "Check the spelling of the class_type values; nodes from private or local packs cannot run here.",
 }
 
 
@@ -302,7 +314,9 @@ class _Diagnoser:
         self.by_repo = {normalize_repo(p.repo): p for p in packs}
         self.by_name = {p.name.lower(): p for p in packs}
         self.loaded = nodes_by_pack(object_info, packs)
+        failed_imports = list(failed_imports)
         self.failed = {f.pack: f for f in failed_imports if f.stage == "import"}
+        self.builtin_failed = [f for f in failed_imports if f.stage == "builtin"]
 
     def _ours(self, provider: Provider) -> tuple[PackSpec | None, str]:
         spec = self.by_repo.get(normalize_repo(provider.repo))
@@ -312,6 +326,12 @@ class _Diagnoser:
         if spec:
             return spec, f" (the public catalogue lists this node under {provider.repo}, a repository of the same name)"
         return None, ""
+
+    @staticmethod
+    def _origin(provider: Provider) -> str:
+        if provider.by_pattern:
+            return "its name matches the node names of the custom node pack"
+        return "it comes from the custom node pack"
 
     @staticmethod
     def _also(others: Sequence[Provider], lead: str) -> str:
@@ -329,7 +349,7 @@ class _Diagnoser:
                 continue
             if spec.name in self.failed:
                 return NodeProblem(node_id, class_type, title, "failed_import",
-                                   f"it comes from the custom node pack {spec.name}, which this container ships but "
+                                   f"{self._origin(provider)} {spec.name}, which this container ships but "
                                    f"which failed to import at startup: {self.failed[spec.name].reason}{aside}",
                                    spec.name, spec.repo)
             if spec.name in self.loaded:
@@ -339,19 +359,25 @@ class _Diagnoser:
                                    + self._also(foreign, "; packs we do not ship that also define it: "),
                                    spec.name, spec.repo)
             return NodeProblem(node_id, class_type, title, "not_installed",
-                               f"it comes from the custom node pack {spec.name}, which is listed in custom_nodes.json "
+                               f"{self._origin(provider)} {spec.name}, which is listed in custom_nodes.json "
                                f"but provided no nodes at startup (not installed in this image?){aside}",
                                spec.name, spec.repo)
         core = next((p for p in providers if p.is_core), None)
         if core is not None:
-            return NodeProblem(node_id, class_type, title, "core_newer",
-                               "it is a ComfyUI core node from a newer ComfyUI than this container runs"
+            if self.builtin_failed:
+                files = "; ".join(f"{f.pack} ({f.reason})" for f in self.builtin_failed[:3])
+                return NodeProblem(node_id, class_type, title, "failed_import",
+                                   "it is a ComfyUI core node, and some of ComfyUI's own node files failed to "
+                                   f"import at startup, so it is probably in one of them: {files}", None, core.repo)
+            return NodeProblem(node_id, class_type, title, "core_other",
+                               "it is a ComfyUI core node that this container's ComfyUI version does not have "
+                               "(it belongs to another ComfyUI version)"
                                + self._also(foreign, "; custom node packs that also define it: "),
                                None, core.repo)
         if foreign:
             first = foreign[0]
             return NodeProblem(node_id, class_type, title, "not_shipped",
-                               f'it comes from the custom node pack "{first.title}" ({first.repo}), which this '
+                               f'{self._origin(first)} "{first.title}" ({first.repo}), which this '
                                f"container does not ship" + self._also(foreign[1:], "; also provided by "),
                                first.name, first.repo)
         close = difflib.get_close_matches(class_type, list(self.object_info), n=3, cutoff=0.8)
@@ -401,8 +427,7 @@ def check_nodes(
     lines = [f"This workflow uses {count} node{'s' if count != 1 else ''} this container cannot run:"]
     lines += [f"- {p.describe()}" for p in problems]
     kinds = list(dict.fromkeys(p.kind for p in problems))
-    fix = "; ".join(_FIXES[k] for k in kinds) + "."
-    fix = fix[0].upper() + fix[1:]
+    fix = " ".join(_FIXES[k] for k in kinds)
     raise UnknownNodeError(
         "\n".join(lines),
         fix=fix,

@@ -201,3 +201,18 @@ class CustomNodeInstallError(WrapperError, RuntimeError):
     """A custom node pack could not be installed as pinned."""
 
     default_fix = "Fix the pack entry in custom_nodes.json, or pin a requirement that fits our constraints."
+
+
+class ModelFolderMapError(WrapperError, RuntimeError):
+    """model_folder_map.json (which model folder each loader input reads) is missing or malformed."""
+
+    default_fix = (
+        "Rebuild it after installing ComfyUI and custom nodes: "
+        "python scripts/build_model_folder_map.py --comfyui-dir <ComfyUI folder>."
+    )
+
+
+class PreflightError(WrapperError, ValueError):
+    """Several kinds of problem found before running; ``errors`` holds each one."""
+
+    default_fix = "Fix each problem listed above; they are all reported at once."

@@ -35,7 +35,8 @@ import uuid
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 import requests
@@ -101,7 +102,8 @@ def sniff_media(head: bytes) -> str | None:
         return ".gif"
     if head[:4] == b"RIFF" and len(head) >= 12:
         return {b"WEBP": ".webp", b"WAVE": ".wav", b"AVI ": ".avi"}.get(head[8:12])
-    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+    bmp_header_sizes = (12, 40, 52, 56, 64, 108, 124)  # BM alone is too weak a signature
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in bmp_header_sizes:
         return ".bmp"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return ".tiff"
@@ -236,7 +238,9 @@ class PlacedInputs:
     def describe(self, limit: int = 20) -> str:
         if not self.paths:
             return f"input_file {self.source_name!r}: the {self.kind} archive holds no files; nothing placed."
-        shown = ", ".join(self.paths[:limit]) + (f", ... ({len(self.paths) - limit} more)" if len(self.paths) > limit else "")
+        shown = ", ".join(self.paths[:limit])
+        if len(self.paths) > limit:
+            shown += f", ... ({len(self.paths) - limit} more)"
         extra = f"; skipped {len(self.skipped)} OS clutter entries" if self.skipped else ""
         what = "file" if self.kind == "file" else f"{self.kind} archive"
         return (
@@ -290,7 +294,9 @@ def place_input_file(
     size = source.stat().st_size
     name = safe_filename(display)
     if size == 0:
-        raise InputFileError(f"input_file {display!r} is empty (0 bytes).", fix="Upload the file again.", filename=display)
+        raise InputFileError(
+            f"input_file {display!r} is empty (0 bytes).", fix="Upload the file again.", filename=display,
+        )
     kind = archive_kind(source, name or source.name)
     if kind:
         result: ExtractResult = extract_archive(source, Path(input_dir), limits, kind=kind)
@@ -342,9 +348,9 @@ class _Budget:
 
     def take(self, size: int, url: str) -> None:
         with self._lock:
-            self.used += size
-            if self.used > self.limit:
+            if self.used + size > self.limit:
                 raise _too_large(url, self.limit)
+            self.used += size
 
     def give_back(self, size: int) -> None:
         with self._lock:
@@ -457,7 +463,8 @@ def _decode_data_uri(value: str, limits: InputLimits) -> tuple[bytes, str, str]:
         compact = re.sub(r"\s+", "", unquote(payload))
         compact += "=" * (-len(compact) % 4)
         try:
-            content = base64.b64decode(compact, altchars=b"-_" if ("-" in compact or "_" in compact) else None, validate=True)
+            url_safe = "-" in compact or "_" in compact  # base64url, as some tools write it
+            content = base64.b64decode(compact, altchars=b"-_" if url_safe else None, validate=True)
         except ValueError:
             raise InputFileError(
                 "The data: URI says base64 but its data is not valid base64.",
@@ -589,7 +596,8 @@ class FetchedUrl:
         return redact(self.url)
 
     def __repr__(self) -> str:
-        return f"FetchedUrl(url={self.redacted_url!r}, local_name={self.local_name!r}, size={self.size}, uses={self.uses!r})"
+        return (f"FetchedUrl(url={self.redacted_url!r}, local_name={self.local_name!r}, "
+                f"size={self.size}, uses={self.uses!r})")
 
 
 def _iter_string_inputs(workflow: dict) -> Iterator[tuple[str, dict, str, str]]:
@@ -769,7 +777,9 @@ def _is_upload_input(opts: dict) -> bool:
 _ANNOTATION = re.compile(r"\s*\[(input|output|temp)\]\s*$")
 
 
-def _relative_input_path(value: str, input_dir: Path, loader: _Loader, where: str, node_id: str, name: str) -> str | None:
+def _relative_input_path(
+    value: str, input_dir: Path, loader: _Loader, where: str, node_id: str, name: str,
+) -> str | None:
     """The path under input/ that ``value`` names, None for values not in input/.
 
     Absolute paths inside input/ are accepted (a workflow already made

@@ -117,8 +117,8 @@ def _spec_from_json(raw: Any, index: int, source: str) -> WeightSpec:
     if not isinstance(name, str) or not _check_relative_name(name):
         raise bad("name", "a relative path inside the folder (no leading '/', no '..', forward slashes)")
     folder = raw["folder"]
-    if not isinstance(folder, str) or not folder or "/" in folder or "\\" in folder or folder in (".", ".."):
-        raise bad("folder", "a ComfyUI model folder name (no slashes)")
+    if not isinstance(folder, str) or not folder or "/" in folder or "\\" in folder or folder.startswith("."):
+        raise bad("folder", "a ComfyUI model folder name (no slashes, not starting with '.')")
     if not _check_url(raw["url"]):
         raise bad("url", "an http(s) URL")
     if raw["archive"] not in ARCHIVE_KINDS:

@@ -42,6 +42,7 @@ class Provider:
 
     repo: str
     title: str
+    by_pattern: bool = False  # matched by the pack's nodename_pattern, not listed by name
 
     @property
     def name(self) -> str:
@@ -117,12 +118,14 @@ class NodeCatalogue:
         """Packs providing ``class_type``, preferred first; name patterns only when no exact entry exists."""
         loaded = self._load()
         ids = loaded.nodes.get(class_type)
-        if not ids:
+        by_pattern = not ids
+        if by_pattern:
             ids = [index for pattern, index in loaded.patterns if pattern.search(class_type)]
         result: list[Provider] = []
-        for index in ids:
-            if 0 <= index < len(loaded.repos) and loaded.repos[index] not in result:
-                result.append(loaded.repos[index])
+        for index in dict.fromkeys(ids):
+            if 0 <= index < len(loaded.repos):
+                found = loaded.repos[index]
+                result.append(Provider(found.repo, found.title, True) if by_pattern else found)
         return result
 
     def classes_of(self, repo: str) -> set[str]:

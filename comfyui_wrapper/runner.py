@@ -1,9 +1,11 @@
 """The one place that composes the rest: a prediction from JSON text to files.
 
-reset dirs -> parse -> check nodes -> inputs -> weights -> seeds -> queue ->
-wait -> collect -> convert. Every phase is timed. Whatever fails, the
-per-prediction folders are emptied, so nothing of one prediction is visible
-to the next, and ComfyUI is left ready (or restarted by the next run).
+reset folders -> parse (UI format converted) -> place input_file -> pre-flight
+plan (unknown nodes, weights, input files, budget: every problem at once) ->
+fetch workflow URLs -> ensure weights -> seeds -> queue -> wait -> collect ->
+convert. Every phase is timed. Whatever fails, the per-prediction folders are
+emptied, so nothing of one prediction is visible to the next, and ComfyUI is
+left ready (or restarted by the next run).
 """
 
 from __future__ import annotations
@@ -18,23 +20,36 @@ from pathlib import Path
 from typing import Any
 
 from . import workflow as wf
+from .archives import InputLimits
+from .cache import WeightCache
 from .client import ComfyUIClient, ConnectionLost, RunOutcome
+from .custom_nodes import ImportFailure, load_packs, report_failed_imports, setup_report
 from .errors import (
     ComfyUICrashedError,
     ExecutionError,
-    InputFileError,
+    ModelFolderMapError,
     NoOutputsError,
     PredictionInterruptedError,
     PredictionTimeoutError,
-    UnknownNodeError,
-    WorkflowError,
 )
+from .inputs import absolutize_input_paths, fetch_workflow_urls, place_input_file, require_inputs
+from .manifest import Manifest, WeightSpec
+from .model_folders import ModelFolderMap, default_map_path
+from .node_catalogue import NodeCatalogue
 from .outputs import check_format, collect, deliver
+from .plan import Plan, PlanContext, make_plan
 from .progress import PhaseTimer, ProgressReporter
+from .provenance import write_provenance
 from .server import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
+from .urls import UrlPolicy
+from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
 log = logging.getLogger("comfyui_wrapper")
+
+# Exceptions ComfyUI reports when a weight file on disk is damaged.
+_CORRUPT_WEIGHT_SIGNS = ("SafetensorError", "HeaderTooLarge", "invalid load key", "PytorchStreamReader",
+                         "unpickling", "incomplete metadata", "MetadataIncompleteBuffer", "file not fully covered")
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,7 @@ class RunRequest:
     output_quality: int = 95
     randomise_seeds: bool = True
     force_reset_cache: bool = False
+    return_provenance: bool = False
 
 
 @dataclass
@@ -57,6 +73,19 @@ class RunResult:
     seeds: list[wf.SeedChange] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     workflow: wf.Workflow = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # bytes downloaded, cache hits...
+
+
+@dataclass
+class _Prepared:
+    """A workflow ready to queue, and what it took to get there."""
+
+    workflow: wf.Workflow
+    plan: Plan
+    specs: list[WeightSpec]
+    url_weights: dict[str, str] = field(default_factory=dict)  # url -> name in its folder
+    seeds: list[wf.SeedChange] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class WorkflowRunner:
@@ -64,8 +93,24 @@ class WorkflowRunner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.server = ComfyUIServer(settings)
+        self.manifest = Manifest.load(settings.manifest_path)
+        self.cache = WeightCache(settings, self.manifest, log=log.info)
+        weights_yaml = self.cache.write_extra_model_paths(settings.runtime_dir / "weights_model_paths.yaml")
+        self.server = ComfyUIServer(settings, extra_model_paths=[weights_yaml])
         self.client: ComfyUIClient | None = None
+        self.packs = load_packs()
+        self.catalogue = NodeCatalogue(settings.comfyui_dir / "node_catalogue.json")
+        self.folder_map = self._load_folder_map()
+        self.failed_imports: list[ImportFailure] = []
+        self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s)
+        self.limits = InputLimits.from_settings(settings)
+
+    def _load_folder_map(self) -> ModelFolderMap | None:
+        try:
+            return ModelFolderMap.load(default_map_path(self.settings.comfyui_dir))
+        except ModelFolderMapError as error:
+            log.warning("%s Falling back to the built-in table of core loaders.", error.message)
+            return None
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -79,6 +124,7 @@ class WorkflowRunner:
         if self.client is not None:
             self.client.close()
         self.server.stop()
+        self.cache.close()
 
     def _ensure_ready(self) -> ComfyUIClient:
         if self.client is None or not self.server.is_alive():
@@ -103,12 +149,34 @@ class WorkflowRunner:
             system.get("comfyui_version", "?"), torch_version,
             f"{cuda[:-1]}.{cuda[-1]}" if cuda else "n/a", nvidia_driver_version() or "none", devices,
         )
-        for line in self.server.log_text:
-            if "IMPORT FAILED" in line:
-                hint = " (torchaudio is missing on this platform: only the audio nodes are lost)" if "audio" in line else ""
-                log.warning("ComfyUI could not load %s%s", line.split("IMPORT FAILED", 1)[1].strip(" :"), hint)
+        self.failed_imports = report_failed_imports(self.server.log_text)
+        for line in setup_report(self.failed_imports, self.client.object_info(), self.packs,
+                                 comfyui_dir=self.settings.comfyui_dir):
+            log.warning(line)
 
     # --- a prediction -------------------------------------------------------------
+
+    def plan(self, workflow: wf.Workflow, *, randomise_seeds: bool = True, converted_from_ui: bool = False) -> Plan:
+        """The pre-flight plan for ``workflow`` against this runner's ComfyUI, cache and input/."""
+        client = self._ensure_ready()
+        return make_plan(workflow, self._plan_context(client.object_info()), randomise_seeds=randomise_seeds,
+                         converted_from_ui=converted_from_ui)
+
+    def _plan_context(self, object_info: dict[str, Any]) -> PlanContext:
+        folder_for = self.folder_map.folder_for if self.folder_map is not None else core_folder_for
+        return PlanContext(
+            object_info=object_info, manifest=self.manifest, folder_for=folder_for, on_disk=self._on_disk,
+            cached_names=self.cache.cached_names, packs=self.packs, catalogue=self.catalogue,
+            failed_imports=self.failed_imports, input_dir=self.settings.input_dir,
+            weights_dir=self.settings.weights_dir, budget_bytes=self.settings.weights_budget_bytes,
+        )
+
+    def _on_disk(self, name: str) -> bool:
+        """Whether a model file of that name is in ComfyUI's own model folders or the cache."""
+        for root in (self.settings.comfyui_dir / "models", self.settings.weights_dir):
+            if root.is_dir() and any((folder / name).exists() for folder in root.iterdir() if folder.is_dir()):
+                return True
+        return False
 
     def run(self, request: RunRequest) -> RunResult:
         timer = PhaseTimer()
@@ -125,57 +193,102 @@ class WorkflowRunner:
             check_format(request.output_format, request.output_quality)
             client = self._ensure_ready()
             self._reset_dirs()
-            data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json))
-            workflow = wf.check_shape(data)
             object_info = client.object_info()
-            self._check_nodes(workflow, object_info)
-            outputs = wf.output_nodes(workflow, object_info)
-            if not outputs:
-                raise WorkflowError(
-                    "The workflow has no output node, so it would produce nothing.",
-                    fix="Add a node that saves its result, such as SaveImage or VHS_VideoCombine.",
-                )
+            data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json))
+            data, converted = wf.convert_if_ui(data, object_info)
+            if converted:
+                log.info("Converted the UI-format workflow to API format (%d nodes).", len(data))
+            workflow = wf.check_shape(data)
+        prepared = self._prepare(workflow, request, timer, object_info, converted)
+        if request.force_reset_cache:
+            log.info("Resetting ComfyUI's execution cache (force_reset_cache).")
+            client.free(free_memory=True)
+        outcome, prompt_id = self._execute(prepared, timer)
+        with timer.phase("outputs"):
+            produced = collect(outcome.outputs, self.settings.output_dir, self.settings.temp_dir,
+                               include_temp=request.return_temp_files)
+            if not produced:
+                raise self._no_outputs(prepared.workflow, prepared.plan.output_nodes, request.return_temp_files)
+            files = deliver(produced, self.settings.results_dir, request.output_format, request.output_quality)
+            if request.return_provenance:
+                files.append(write_provenance(
+                    self.settings.results_dir / "provenance.json", workflow=prepared.workflow, seeds=prepared.seeds,
+                    specs=prepared.specs, url_weights=prepared.url_weights, sha_for=self.cache.record_sha256,
+                    comfyui_dir=self.settings.comfyui_dir,
+                    options={"output_format": request.output_format, "output_quality": request.output_quality,
+                             "randomise_seeds": request.randomise_seeds, "return_temp_files": request.return_temp_files},
+                ))
+        for path in files:
+            log.info("Output: %s", path)
+        return RunResult(files=files, prompt_id=prompt_id, seeds=prepared.seeds, timings=dict(timer.seconds),
+                         workflow=prepared.workflow, stats=prepared.stats)
+
+    def _prepare(self, workflow: wf.Workflow, request: RunRequest, timer: PhaseTimer,
+                 object_info: dict[str, Any], converted: bool) -> _Prepared:
+        s = self.settings
         with timer.phase("inputs"):
             if request.input_file is not None:
-                raise InputFileError(
-                    "input_file is not supported yet by this version of the container.",
-                    fix="Leave input_file empty, or give media as http(s) URLs inside the workflow.",
-                )
+                placed = place_input_file(Path(request.input_file), s.input_dir, self.limits)
+                log.info(placed.describe())
+        with timer.phase("plan"):
+            plan = make_plan(workflow, self._plan_context(object_info), randomise_seeds=request.randomise_seeds,
+                             converted_from_ui=converted)
+            plan.raise_for_problems()
+        with timer.phase("inputs"):
+            workflow, fetched = fetch_workflow_urls(workflow, s.input_dir, self.url_policy, self.limits)
+            for item in fetched:
+                log.info("Fetched %r into input/%s (%d bytes).", item, item.local_name, item.size)
+            refs = require_inputs(workflow, object_info, s.input_dir)
+            workflow = absolutize_input_paths(workflow, refs)
+        weight_refs = plan.weight_refs
+        assert weight_refs is not None
+        with timer.phase("weights"):
+            report = self.cache.ensure_all(weight_refs.specs, urls=[(u.url, u.folder) for u in weight_refs.urls])
+            workflow = apply_rewrites(workflow, [*weight_refs.rewrites,
+                                                 *rewrites_for_urls(weight_refs.urls, report.url_names)])
+        stats = {"weights_downloaded": report.downloaded, "weights_bytes_downloaded": report.bytes,
+                 "weights_cache_hits": report.hits, "input_urls_fetched": len(fetched)}
         seeds: list[wf.SeedChange] = []
         if request.randomise_seeds:
             workflow, seeds = wf.randomise_seeds(workflow, object_info)
             for change in seeds:
                 log.info("Seed of node %s (%s): %d", change.node_id, change.input_name, change.new)
-        if request.force_reset_cache:
-            log.info("Resetting ComfyUI's execution cache (force_reset_cache).")
-            client.free(free_memory=True)
-        run_id = uuid.uuid4().hex
-        with timer.phase("queue"):
-            prompt_id = client.queue_prompt(wf.mark_outputs_fresh(workflow, outputs, run_id), prompt_id=run_id)
-        with timer.phase("execution"):
-            outcome = self._wait(client, prompt_id, workflow)
-        timer.seconds["queue_wait"] = outcome.queue_wait_s
-        timer.seconds["execution"] -= outcome.queue_wait_s
-        with timer.phase("outputs"):
-            produced = collect(
-                outcome.outputs, self.settings.output_dir, self.settings.temp_dir,
-                include_temp=request.return_temp_files,
-            )
-            if not produced:
-                raise self._no_outputs(workflow, outputs, outcome, request.return_temp_files)
-            files = deliver(produced, self.settings.results_dir, request.output_format, request.output_quality)
-        for path in files:
-            log.info("Output: %s", path)
-        return RunResult(files=files, prompt_id=prompt_id, seeds=seeds, timings=dict(timer.seconds), workflow=workflow)
+        return _Prepared(workflow, plan, weight_refs.specs, dict(report.url_names), seeds, stats)
 
-    def _check_nodes(self, workflow: wf.Workflow, object_info: dict[str, Any]) -> None:
-        unknown = [nid for nid, node in workflow.items() if node["class_type"] not in object_info]
-        if unknown:
-            lines = [f"- {wf.describe_node(workflow, nid)}" for nid in sorted(unknown, key=wf.node_order_key)]
-            raise UnknownNodeError(
-                "The workflow uses node types this ComfyUI does not have:\n" + "\n".join(lines),
-                node_ids=unknown,
-            )
+    def _execute(self, prepared: _Prepared, timer: PhaseTimer) -> tuple[RunOutcome, str]:
+        """Queue and wait; a weight that turns out corrupt on load is fetched again, once."""
+        client = self._ensure_ready()
+        for attempt in (1, 2):
+            run_id = uuid.uuid4().hex
+            with timer.phase("queue"):
+                prompt_id = client.queue_prompt(
+                    wf.mark_outputs_fresh(prepared.workflow, prepared.plan.output_nodes, run_id), prompt_id=run_id)
+            with timer.phase("execution"):
+                try:
+                    outcome = self._wait(client, prompt_id, prepared.workflow)
+                except ExecutionError as error:
+                    if attempt == 2 or not self._refetch_corrupt(error, prepared):
+                        raise
+                    log.warning("A cached weight was damaged; it was fetched again. Running the workflow again.")
+                    continue
+            timer.seconds["queue_wait"] = timer.seconds.get("queue_wait", 0.0) + outcome.queue_wait_s
+            timer.seconds["execution"] -= outcome.queue_wait_s
+            return outcome, prompt_id
+        raise AssertionError("unreachable")
+
+    def _refetch_corrupt(self, error: ExecutionError, prepared: _Prepared) -> bool:
+        """After a load error, re-hash the run's weights; remove and re-fetch any that fail."""
+        text = f"{getattr(error, 'exception_type', '')} {error.message}"
+        if not any(sign.lower() in text.lower() for sign in _CORRUPT_WEIGHT_SIGNS):
+            return False
+        corrupt = [spec for spec in prepared.specs if not self.cache.verify(spec.name, spec.folder)]
+        if not corrupt:
+            return False
+        for spec in corrupt:
+            log.warning("Cached weight %s/%s failed its checksum; fetching it again.", spec.folder, spec.name)
+            self.cache.invalidate(spec.name, spec.folder)
+        self.cache.ensure_all(corrupt)
+        return True
 
     def _wait(self, client: ComfyUIClient, prompt_id: str, workflow: wf.Workflow) -> RunOutcome:
         reporter = ProgressReporter(workflow)
@@ -233,11 +346,9 @@ class WorkflowRunner:
             node_id=node_id,
         )
 
-    def _no_outputs(self, workflow: wf.Workflow, outputs: list[str], outcome: RunOutcome, with_temp: bool) -> NoOutputsError:
+    def _no_outputs(self, workflow: wf.Workflow, outputs: list[str], with_temp: bool) -> NoOutputsError:
         names = ", ".join(wf.describe_node(workflow, nid) for nid in outputs)
-        only_previews = all(
-            workflow[nid]["class_type"].startswith("Preview") for nid in outputs
-        )
+        only_previews = all(workflow[nid]["class_type"].startswith("Preview") for nid in outputs)
         fix = None
         if only_previews and not with_temp:
             fix = "The workflow only previews its results: set return_temp_files=true, or use SaveImage instead of PreviewImage."

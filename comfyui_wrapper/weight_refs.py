@@ -3,7 +3,8 @@
 A workflow names weights in three ways, and all three are found here:
 
 * a loader input whose value is a file name (``"ckpt_name": "sd_xl_base_1.0.safetensors"``),
-  possibly a synonym (rewritten to the canonical name) or an unknown file;
+  possibly a synonym or under a subfolder of the user's own (both rewritten to the
+  canonical name), or an unknown file;
 * ``embedding:name`` inside prompt text (ComfyUI's tokenizer syntax, also inside
   weights such as ``(embedding:foo:1.2)``), with or without the extension;
 * an http(s) URL in a model-loader input: the cache downloads it into that
@@ -267,7 +268,7 @@ def find_weights(
                 else:
                     urls.append(UrlRef(where, stripped, target))
                 continue
-            spec = manifest.resolve(stripped)
+            spec = _resolve_value(manifest, stripped, folder)
             if spec is not None:
                 weights.append(WeightRef(where, value, spec, folder or spec.folder))
                 if spec.name != value:
@@ -277,6 +278,25 @@ def find_weights(
             if (model_input or has_model_extension(stripped)) and not on_disk(stripped):
                 unknown.append(UnknownWeight(where, stripped, folder, tuple(manifest.suggest(stripped))))
     return WeightRefs(tuple(weights), tuple(urls), tuple(unknown), tuple(rewrites))
+
+
+def _resolve_value(manifest: Manifest, value: str, folder: str | None) -> WeightSpec | None:
+    """The manifest weight a loader value names.
+
+    Besides names and synonyms, a name under a subfolder of the user's own
+    (``SDXL/sd_xl_base_1.0.safetensors``, common in shared workflows) resolves to
+    the weight with that file name, when the input's folder agrees.
+    """
+    spec = manifest.resolve(value)
+    if spec is not None:
+        return spec
+    normalized = value.replace("\\", "/")
+    if "/" not in normalized:
+        return None
+    spec = manifest.resolve(normalized.rsplit("/", 1)[1])
+    if spec is not None and (folder is None or folder == spec.folder):
+        return spec
+    return None
 
 
 def _find_embeddings(

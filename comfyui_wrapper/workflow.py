@@ -101,6 +101,17 @@ def ui_format_error() -> UIFormatError:
     )
 
 
+def convert_if_ui(data: dict[str, Any], object_info: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """UI-format JSON becomes API format (as ComfyUI's frontend would); API format passes as is."""
+    if not is_ui_format(data):
+        return data, False
+    try:
+        from .ui_format import convert
+    except ImportError:
+        raise ui_format_error() from None
+    return convert(data, object_info), True
+
+
 def check_shape(data: dict[str, Any]) -> Workflow:
     """Check that every node has a class_type and inputs, and every link points at a node."""
     if is_ui_format(data):

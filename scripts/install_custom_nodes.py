@@ -22,6 +22,10 @@ Rules this script keeps, because it runs unattended inside the Docker build:
 Packs are cloned in parallel (--jobs); pip runs one pack at a time, in manifest
 order, into the environment of --python (default: this interpreter).
 A pack's install.py, if it has one, is not run; the lock file records that it exists.
+
+The lock file lives in the ComfyUI folder (never committed): only a production
+build, which can reach GitHub, produces a real one. Copy it out of a built
+image to review or diff it.
 """
 
 from __future__ import annotations
@@ -139,9 +143,10 @@ class Git:
             raise InstallError(self.pack.name, f"git {args[0]} took over {GIT_TIMEOUT_S} s",
                                fix="Check that the repository answers, then run the installer again.") from None
         if check and result.returncode != 0:
-            message = (result.stderr.strip() or result.stdout.strip())[-1500:]
+            output = result.stderr.strip() or result.stdout.strip()
+            message = " ".join(l.strip() for l in output.splitlines() if not l.startswith("Cloning into"))[-1500:]
             raise InstallError(self.pack.name, f"git {' '.join(args[:2])} failed: {message}",
-                               fix="Check the repository URL in custom_nodes.json and that it is public.")
+                               fix="Check that the repository URL in custom_nodes.json is public and reachable from this build.")
         return result
 
     def resolve(self, workdir: Path) -> str | None:
@@ -420,8 +425,10 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
         pack = done.pack
         if done.error is not None:
             summary.errors.append(done.error)
-            log(f"FAILED   {pack.name}: {done.error}")
+            log(f"FAILED   {done.error}")
             continue
+        if done.action != "unchanged":
+            log(f"{done.action:<8} {pack.name} at {done.commit[:12]} ({done.seconds:.1f} s)")
         pack_dir = custom_nodes / pack.name
         req_file = pack_dir / "requirements.txt"
         entry: dict[str, Any] = {
@@ -431,7 +438,9 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
         }
         if pack.install_requirements and req_file.is_file():
             req_bytes = req_file.read_bytes()
-            want = {"commit": done.commit, "install_requirements": True,
+            # Keyed on the file's content, not the commit: moving a pack whose requirements
+            # did not change does not run pip again.
+            want = {"install_requirements": True,
                     "requirements_sha256": sha256_text(req_bytes), "constraints_sha256": constraints_sha}
             previous = lock["packs"].get(pack.name, {})
             if installed is None:
@@ -446,7 +455,7 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
                     report = pip_install(pack, req_file, constraints, python)
                 except InstallError as exc:
                     summary.errors.append(exc)
-                    log(f"FAILED   {pack.name}: {exc}")
+                    log(f"FAILED   {exc}")
                     continue
                 added: dict[str, str] = {}
                 replaced: dict[str, str] = {}
@@ -469,8 +478,6 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
                 log(f"pip      {pack.name}: {len(added)} installed in {time.monotonic() - started:.1f} s")
         entries[pack.name] = entry
         summary.actions[pack.name] = done.action
-        if done.action != "unchanged":
-            log(f"{done.action:<8} {pack.name} at {done.commit[:12]} ({done.seconds:.1f} s)")
         if entry["has_install_py"]:
             log(f"note     {pack.name} has an install.py, which this installer does not run")
 

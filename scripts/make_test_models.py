@@ -7,9 +7,9 @@ fetching gigabytes from the internet. This script builds them from ComfyUI's own
 model classes, so their keys and shapes are exactly what ComfyUI expects:
 
     OUT/
-      checkpoints/cw-test-sd15.safetensors        SD1.5 checkpoint: a shallow UNet
-                                                  (still detected as SD1.5), the real
-                                                  SD VAE and the real CLIP-L text encoder
+      checkpoints/cw-test-sd15.safetensors        SD1.5 checkpoint (451 MB, fp16): a shallow
+                                                  UNet still detected as SD1.5, the full-size
+                                                  SD VAE and CLIP-L text encoder
       loras/cw-test-sd15-lora.safetensors         kohya-named LoRA for that checkpoint
       upscale_models/cw-test-compact-2x.safetensors  a tiny RealESRGAN "Compact" 2x upscaler
       test_models.json                            [{name, folder, size, sha256}]
@@ -38,11 +38,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+if TYPE_CHECKING:  # torch is imported where a model is built: a run that builds nothing stays fast
+    import torch
+
+    StateDict = dict[str, torch.Tensor]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / ".cache" / "test-models"
@@ -52,7 +53,6 @@ INDEX_NAME = "test_models.json"
 GENERATOR_VERSION = 1
 MARKER_KEY = "cw_test_model_recipe"
 
-StateDict = dict[str, torch.Tensor]
 
 # --- ComfyUI import ------------------------------------------------------------
 
@@ -66,6 +66,8 @@ def import_comfy(comfyui_dir: Path = DEFAULT_COMFYUI) -> None:
     shadow anything else. ComfyUI picks its device when ``comfy.model_management``
     is first imported, so CPU mode is set before that on machines without CUDA.
     """
+    import torch
+
     path = str(Path(comfyui_dir).resolve())
     if not (Path(path) / "comfy" / "model_detection.py").is_file():
         raise SystemExit(f"No ComfyUI at {path}: pass --comfyui-dir (it must hold comfy/model_detection.py).")
@@ -98,6 +100,8 @@ def recipes_from_module(module: torch.nn.Module, out_gain: dict[str, float] | No
     the random network, so sampling yields finite numbers), near-identity norms,
     small embeddings. ``out_gain`` scales chosen layers by name prefix.
     """
+    import torch
+
     out_gain = out_gain or {}
     recipes: dict[str, TensorRecipe] = {}
     for module_name, sub in module.named_modules():
@@ -126,6 +130,8 @@ def recipes_from_module(module: torch.nn.Module, out_gain: dict[str, float] | No
 
 def draw(recipes: dict[str, TensorRecipe], seed: int, dtype: torch.dtype) -> StateDict:
     """Fill every tensor from one generator, in sorted key order (the order is the determinism)."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     out: StateDict = {}
     for name in sorted(recipes):
@@ -194,6 +200,8 @@ def sd_vae_config() -> dict:
 
 def sd15_recipes(comfyui_dir: Path) -> dict[str, TensorRecipe]:
     """Parameter shapes of the whole checkpoint, with SD1.5 key names, built on the meta device."""
+    import torch
+
     import_comfy(comfyui_dir)
     import comfy.clip_model
     import comfy.ops
@@ -219,6 +227,8 @@ def sd15_recipes(comfyui_dir: Path) -> dict[str, TensorRecipe]:
 
 def build_sd15_checkpoint(seed: int, comfyui_dir: Path = DEFAULT_COMFYUI) -> StateDict:
     """An SD1.5-shaped checkpoint in fp16, as the common ``*-fp16.safetensors`` files are."""
+    import torch
+
     return draw(sd15_recipes(comfyui_dir), _sub_seed(seed, "sd15"), torch.float16)
 
 
@@ -260,6 +270,8 @@ def lora_targets(comfyui_dir: Path = DEFAULT_COMFYUI) -> dict[str, tuple[int, ..
 
 def build_lora(seed: int, comfyui_dir: Path = DEFAULT_COMFYUI) -> StateDict:
     """A rank-4 kohya LoRA (lora_down / lora_up / alpha per module), fp16 like most published ones."""
+    import torch
+
     recipes: dict[str, TensorRecipe] = {}
     for name, shape in lora_targets(comfyui_dir).items():
         out_features, in_features, kernel = shape[0], shape[1], tuple(shape[2:])
@@ -285,6 +297,7 @@ def build_upscaler(seed: int, comfyui_dir: Path = DEFAULT_COMFYUI) -> StateDict:
     last conv is scaled down, so the result looks like the input, twice as big,
     with a little noise.
     """
+    import torch
     from spandrel.architectures.Compact import Compact
 
     with torch.device("meta"):
@@ -360,16 +373,34 @@ def sha256_of(path: Path) -> str:
 
 
 def read_marker(path: Path) -> str | None:
-    """The recipe marker in a safetensors header, or None for a missing or foreign file."""
+    """The recipe marker in a safetensors header, or None for a missing, foreign or cut-short file.
+
+    Reads the header only (8-byte length, then JSON), with the standard library.
+    """
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            return (handle.metadata() or {}).get(MARKER_KEY)
-    except Exception:  # a truncated or non-safetensors file is simply "not ours"
+        with path.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 0 < length <= 100_000_000:
+                return None
+            header = json.loads(handle.read(length))
+            handle.seek(0, os.SEEK_END)
+            data_size = handle.tell() - 8 - length
+    except (OSError, ValueError):
         return None
+    try:
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        value = (header.get("__metadata__") or {}).get(MARKER_KEY)
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None
+    if max(ends, default=0) != data_size:  # truncated or padded: rebuild
+        return None
+    return value if isinstance(value, str) else None
 
 
 def write_atomically(tensors: StateDict, dest: Path, metadata: dict[str, str]) -> None:
     """Write to a temp name beside ``dest``, fsync, then rename: ``dest`` is whole or absent."""
+    from safetensors.torch import save_file
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.incomplete")
     try:
@@ -385,8 +416,9 @@ def ensure_model(spec: ModelSpec, out_dir: Path, seed: int, comfyui_dir: Path = 
                  known_sha: dict[str, tuple[int, str]] | None = None) -> ModelRecord:
     """Build ``spec`` under ``out_dir`` unless a file with the same recipe marker is there.
 
-    ``known_sha`` (relpath -> (size, sha256), from a previous index) spares
-    re-hashing a file that was skipped; any size change forces a fresh hash.
+    ``known_sha`` (relpath -> (size, sha256), from the previous index, only for
+    files not modified since) spares re-hashing a skipped file; a different
+    size also forces a fresh hash.
     """
     dest = out_dir / spec.folder / spec.filename
     marker = recipe_marker(spec, seed)
@@ -404,11 +436,22 @@ def ensure_model(spec: ModelSpec, out_dir: Path, seed: int, comfyui_dir: Path = 
 
 
 def read_index(out_dir: Path) -> dict[str, tuple[int, str]]:
+    """relpath -> (size, sha256) from the last index, for files not touched since it was written."""
+    index = out_dir / INDEX_NAME
     try:
-        entries = json.loads((out_dir / INDEX_NAME).read_text())
-        return {f"{e['folder']}/{e['name']}": (int(e["size"]), str(e["sha256"])) for e in entries}
+        written = index.stat().st_mtime_ns
+        entries = json.loads(index.read_text())
+        known = {f"{e['folder']}/{e['name']}": (int(e["size"]), str(e["sha256"])) for e in entries}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+    fresh = {}
+    for relpath, value in known.items():
+        try:
+            if (out_dir / relpath).stat().st_mtime_ns <= written:
+                fresh[relpath] = value
+        except OSError:
+            pass
+    return fresh
 
 
 def write_index(out_dir: Path, records: Iterable[ModelRecord]) -> Path:
@@ -443,7 +486,9 @@ def make_models(out_dir: Path, seed: int = 0, only: Iterable[str] = (), comfyui_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    epilog = "models:\n" + "\n".join(f"  {s.key:9} {s.relpath}: {s.description}" for s in MODELS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",

@@ -123,18 +123,22 @@ def test_validation_error_names_node_input_and_reason(runner):
     assert "received 0" in message
 
 
-def test_ui_format_gets_export_instructions(runner):
-    ui = {"last_node_id": 1, "nodes": [{"id": 1, "type": "SaveImage"}], "links": [], "version": 0.4}
+def test_a_ui_workflow_that_cannot_be_converted_gets_a_clear_error(runner):
+    pytest.importorskip("comfyui_wrapper.ui_format")
+    ui = {"last_node_id": 1, "last_link_id": 0, "version": 0.4, "links": [],
+          "nodes": [{"id": 1, "type": "NoSuchNodeXYZ", "mode": 0, "inputs": [], "outputs": [], "widgets_values": []}]}
     with pytest.raises(UIFormatError) as caught:
         run_workflow(runner, ui)
-    assert "Export (API)" in str(caught.value)
+    message = str(caught.value)
+    assert "NoSuchNodeXYZ" in message and "1" in message
+    assert "Export (API)" in message
 
 
 def test_unknown_node_is_named_before_queueing(runner):
     workflow = {**invert_and_save(0), "7": {"class_type": "NoSuchNode", "inputs": {}, "_meta": {"title": "Mystery"}}}
     with pytest.raises(UnknownNodeError) as caught:
         run_workflow(runner, workflow)
-    assert 'node 7 (NoSuchNode, "Mystery")' in str(caught.value)
+    assert 'node 7 "Mystery" (NoSuchNode)' in str(caught.value)
 
 
 def test_bad_json_and_bad_format_are_clear(runner):

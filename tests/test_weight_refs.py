@@ -125,6 +125,16 @@ def test_custom_node_values_use_the_manifest_folder(manifest: Manifest) -> None:
         ("bbox/face_yolov8m.pt", "ultralytics"), ("ip-adapter_sd15.safetensors", "ipadapter")]
 
 
+def test_a_users_own_subfolder_resolves_to_the_file(manifest: Manifest) -> None:
+    workflow = {"1": node("CheckpointLoaderSimple", ckpt_name="SDXL\\sd_xl_base_1.0.safetensors"),
+                "2": node("LoraLoader", lora_name="sdxl/sd_xl_base_1.0.safetensors")}  # wrong folder: unknown
+    refs = find(workflow, manifest)
+    assert [r.name for r in refs.weights] == ["sd_xl_base_1.0.safetensors"]
+    assert refs.rewrites == (Rewrite("1", "ckpt_name", "SDXL\\sd_xl_base_1.0.safetensors",
+                                     "sd_xl_base_1.0.safetensors"),)
+    assert [u.value for u in refs.unknown] == ["sdxl/sd_xl_base_1.0.safetensors"]
+
+
 def test_folder_differences_are_reported(manifest: Manifest) -> None:
     # flux1-dev-fp8 is a checkpoints entry; UNETLoader reads diffusion_models.
     refs = find({"1": node("UNETLoader", unet_name="flux1-dev-fp8.safetensors", weight_dtype="default")}, manifest)

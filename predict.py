@@ -76,6 +76,13 @@ class Predictor(BasePredictor):
             description="Clear ComfyUI's cache of node results before running (downloaded weights are kept).",
             default=False,
         ),
+        return_provenance: bool = Input(
+            description=(
+                "Also return provenance.json: the workflow as it actually ran (seeds, rewritten names), the ComfyUI "
+                "version, custom node commits and weight hashes, to reproduce the result exactly."
+            ),
+            default=False,
+        ),
     ) -> list[Path]:
         result = self.runner.run(
             RunRequest(
@@ -86,8 +93,11 @@ class Predictor(BasePredictor):
                 output_quality=output_quality,
                 randomise_seeds=randomise_seeds,
                 force_reset_cache=force_reset_cache,
+                return_provenance=return_provenance,
             )
         )
         for phase, seconds in result.timings.items():
             self.record_metric(f"{phase}_seconds", round(seconds, 4))
+        for name, value in result.stats.items():
+            self.record_metric(name, value)
         return [Path(path) for path in result.files]

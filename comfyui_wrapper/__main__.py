@@ -9,11 +9,13 @@ prints the clear error message and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
 from pathlib import Path
 
+from . import workflow as wf
 from .errors import WrapperError
 from .outputs import OUTPUT_FORMATS
 from .runner import RunRequest, WorkflowRunner
@@ -51,12 +53,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = WorkflowRunner(settings)
     request = RunRequest(
         workflow_json=_read_workflow(args.workflow),
-        input_file=Path(args.input_file) if args.input_file else None,
+        input_file=args.input_file or None,
         return_temp_files=args.return_temp_files,
         output_format=args.output_format,
         output_quality=args.output_quality,
         randomise_seeds=not args.no_randomise_seeds,
         force_reset_cache=args.force_reset_cache,
+        return_provenance=args.provenance,
     )
     try:
         runner.start()
@@ -70,6 +73,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         runner.stop()
     return 0
+
+
+def _load_object_info(path: str | None) -> dict | None:
+    if not path:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise WrapperError(f"Could not read the /object_info dump {path!r}: {exc}.",
+                           fix="Save it with: curl http://127.0.0.1:8188/object_info > object_info.json") from None
+
+
+def _workflow_for(runner: WorkflowRunner, text: str, object_info: dict | None) -> tuple[dict, dict, bool]:
+    """Parse and (if needed) convert; returns (API workflow, object_info used, converted?)."""
+    if object_info is None:
+        runner.start()
+        assert runner.client is not None
+        object_info = runner.client.object_info()
+    data = wf.parse_workflow(wf.load_workflow_text(text))
+    data, converted = wf.convert_if_ui(data, object_info)
+    return wf.check_shape(data), object_info, converted
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    runner = WorkflowRunner(Settings.from_env())
+    try:
+        api, _, converted = _workflow_for(runner, _read_workflow(args.workflow), _load_object_info(args.object_info))
+    finally:
+        runner.stop()
+    text = json.dumps(api, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}" + ("" if converted else " (the input was already in API format)"), file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    runner = WorkflowRunner(Settings.from_env())
+    try:
+        object_info = _load_object_info(args.object_info)
+        api, object_info, converted = _workflow_for(runner, _read_workflow(args.workflow), object_info)
+        plan = runner.plan(api, object_info=object_info, input_file=args.input_file,
+                           converted_from_ui=converted)
+    finally:
+        runner.stop()
+    if args.json:
+        print(json.dumps(plan.as_dict(), indent=2))
+    else:
+        print(plan.report())
+    return 0 if plan.can_run else 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-randomise-seeds", action="store_true", help="keep the seeds written in the workflow")
     run.add_argument("--return-temp-files", action="store_true", help="also return PreviewImage and other temp files")
     run.add_argument("--force-reset-cache", action="store_true", help="clear ComfyUI's node cache first")
+    run.add_argument("--provenance", action="store_true", help="also write provenance.json (workflow as run, versions, hashes)")
     run.set_defaults(func=cmd_run)
+
+    convert = commands.add_parser("convert", help="convert a UI-format workflow to API format")
+    convert.add_argument("workflow", help="UI-format (or API-format) workflow JSON file, or '-' for stdin")
+    convert.add_argument("--object-info", help="a raw dump of ComfyUI's /object_info; without it ComfyUI is started")
+    convert.add_argument("-o", "--output", help="write the API JSON here (default: stdout)")
+    convert.set_defaults(func=cmd_convert)
+
+    plan = commands.add_parser("plan", help="say everything a workflow needs, without running it")
+    plan.add_argument("workflow", help="workflow JSON file (API or UI format), '-' for stdin")
+    plan.add_argument("--input-file", help="the input_file the prediction would get (path, URL or data: URI)")
+    plan.add_argument("--object-info", help="a raw dump of ComfyUI's /object_info; without it ComfyUI is started")
+    plan.add_argument("--json", action="store_true", help="machine-readable output (schema in the README)")
+    plan.set_defaults(func=cmd_plan)
     return parser
 
 

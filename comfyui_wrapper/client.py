@@ -125,6 +125,16 @@ class ComfyUIClient:
         )
         return self._ws
 
+    def reset_connections(self) -> None:
+        """Drop the websocket and HTTP connections and start afresh.
+
+        Needed after an exception was raised asynchronously in the middle of a
+        read (Cog's cancellation does that): the socket may hold half a frame,
+        and the next read would wait forever for bytes that never come.
+        """
+        self.close()
+        self.http = requests.Session()
+
     def close(self) -> None:
         if self._ws is not None:
             try:
@@ -162,10 +172,10 @@ class ComfyUIClient:
                     + (f" (node {running_node} was running)." if running_node else "."),
                     node_id=running_node, seconds=now - started,
                 )
-            if running_node is not None and now - last_event > stall_timeout_s:
+            if now - last_event > stall_timeout_s:
+                what = f"Node {running_node} made" if running_node else "ComfyUI reported"
                 raise PredictionTimeoutError(
-                    f"Node {running_node} made no progress for {now - last_event:.0f} s.",
-                    node_id=running_node, seconds=now - started,
+                    f"{what} no progress for {now - last_event:.0f} s.", node_id=running_node, seconds=now - started,
                 )
             if not is_alive():
                 raise ConnectionLost("ComfyUI exited while the workflow was running.", node_id=running_node)

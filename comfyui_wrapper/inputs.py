@@ -30,6 +30,7 @@ import mimetypes
 import os
 import re
 import shutil
+import tempfile
 import threading
 import uuid
 from concurrent.futures import CancelledError, ThreadPoolExecutor
@@ -56,7 +57,7 @@ from .urls import UrlPolicy, check_url, is_http_url, open_url
 __all__ = [
     "FetchedUrl", "InputLimits", "InputRef", "PlacedInputs", "absolutize_input_paths",
     "check_input_references", "fetch_workflow_urls", "missing_inputs_error", "place_input_file",
-    "require_inputs", "resolve_input_source", "sniff_media",
+    "require_inputs", "resolve_input_source", "sniff_media", "upload_name",
 ]
 
 MAX_PARALLEL_DOWNLOADS = 4
@@ -215,6 +216,7 @@ def safe_filename(name: str, max_bytes: int = 200) -> str:
     if not base:
         return ""
     ext = _extension_of(base)
+    ext = base[len(base) - len(ext):] if ext else ""  # the name's own case: a workflow may say photo.JPG
     stem = base[: len(base) - len(ext)] if ext else base
     while len((stem + ext).encode("utf-8", "surrogateescape")) > max_bytes and stem:
         stem = stem[:-1]
@@ -264,6 +266,28 @@ def _copy_atomic(source: Path, target: Path) -> None:
             f"Could not place {target.name!r} in input/: {exc.strerror or exc}.",
             fix="Free disk space, or rename the file if a folder of that name exists in input/.",
         ) from None
+
+
+# Cog's runtime saves a URL or data: input as NamedTemporaryFile(suffix=<its file name>):
+# <temp dir>/tmp + 8 random characters + the name the user gave.
+_COG_TEMP_NAME = re.compile(r"^tmp[a-z0-9_]{8}(?P<name>.+)$")
+
+
+def upload_name(path: Path) -> str:
+    """The name the user gave an uploaded file, for placing it "under its own name".
+
+    A workflow exported with an upload names it as the user's file was
+    called (photo.png), but Cog hands predict() /tmp/tmpab12cd34photo.png;
+    for a file directly in the temp folder with that shape the prefix is
+    dropped. Any other path keeps its own name.
+    """
+    path = Path(path)
+    match = _COG_TEMP_NAME.match(path.name)
+    try:
+        in_temp = path.parent.resolve() == Path(tempfile.gettempdir()).resolve()
+    except OSError:
+        in_temp = False
+    return match.group("name") if match and in_temp else path.name
 
 
 def place_input_file(
@@ -548,6 +572,9 @@ KNOWN_LOADERS: dict[tuple[str, str], _Loader] = {
     ("LoadImageMask", "image"): _Loader("file"),
     ("LoadVideo", "file"): _Loader("file"),
     ("LoadAudio", "audio"): _Loader("file"),
+    # ...and its dataset loaders: `folder` is a combo of input/'s subfolders, with no upload flag
+    ("LoadImageDataSetFromFolder", "folder"): _Loader("directory"),
+    ("LoadImageTextDataSetFromFolder", "folder"): _Loader("directory"),
     # ComfyUI-VideoHelperSuite: combo lists of input/ with no upload flag
     ("VHS_LoadVideo", "video"): _Loader("file"),
     ("VHS_LoadVideoFFmpeg", "video"): _Loader("file"),

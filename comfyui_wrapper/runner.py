@@ -32,7 +32,14 @@ from .errors import (
     PredictionInterruptedError,
     PredictionTimeoutError,
 )
-from .inputs import absolutize_input_paths, fetch_workflow_urls, place_input_file, require_inputs
+from .inputs import (
+    absolutize_input_paths,
+    fetch_workflow_urls,
+    place_input_file,
+    require_inputs,
+    resolve_input_source,
+    upload_name,
+)
 from .manifest import Manifest, WeightSpec
 from .model_folders import ModelFolderMap, default_map_path
 from .node_catalogue import NodeCatalogue
@@ -57,7 +64,7 @@ class RunRequest:
     """A prediction's inputs as plain Python values (predict.py and the CLI build one)."""
 
     workflow_json: str = ""
-    input_file: Path | None = None
+    input_file: Path | str | None = None  # a local file; the CLI may also give an http(s) URL or data: URI
     return_temp_files: bool = False
     output_format: str = "webp"
     output_quality: int = 95
@@ -156,13 +163,29 @@ class WorkflowRunner:
 
     # --- a prediction -------------------------------------------------------------
 
-    def plan(self, workflow: wf.Workflow, *, randomise_seeds: bool = True, converted_from_ui: bool = False) -> Plan:
-        """The pre-flight plan for ``workflow`` against this runner's ComfyUI, cache and input/."""
-        client = self._ensure_ready()
-        return make_plan(workflow, self._plan_context(client.object_info()), randomise_seeds=randomise_seeds,
-                         converted_from_ui=converted_from_ui)
+    def plan(self, workflow: wf.Workflow, *, object_info: dict[str, Any] | None = None,
+             input_file: Path | str | None = None, randomise_seeds: bool = True,
+             converted_from_ui: bool = False) -> Plan:
+        """The pre-flight plan for ``workflow``; nothing is downloaded or queued.
 
-    def _plan_context(self, object_info: dict[str, Any]) -> PlanContext:
+        Without ``object_info`` it asks the running ComfyUI; with it (a raw
+        /object_info dump) no ComfyUI is needed. ``input_file`` is placed in
+        input/ first, as a prediction would, and removed afterwards.
+        """
+        if object_info is None:
+            object_info = self._ensure_ready().object_info()
+        self._reset_dirs()
+        try:
+            if input_file is not None:
+                source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
+                                              self.url_policy, self.limits)
+                place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
+            return make_plan(workflow, self.plan_context(object_info), randomise_seeds=randomise_seeds,
+                             converted_from_ui=converted_from_ui)
+        finally:
+            self._reset_dirs()
+
+    def plan_context(self, object_info: dict[str, Any]) -> PlanContext:
         folder_for = self.folder_map.folder_for if self.folder_map is not None else core_folder_for
         return PlanContext(
             object_info=object_info, manifest=self.manifest, folder_for=folder_for, on_disk=self._on_disk,
@@ -228,10 +251,12 @@ class WorkflowRunner:
         s = self.settings
         with timer.phase("inputs"):
             if request.input_file is not None:
-                placed = place_input_file(Path(request.input_file), s.input_dir, self.limits)
+                source = resolve_input_source(str(request.input_file), s.runtime_dir / "incoming",
+                                              self.url_policy, self.limits)
+                placed = place_input_file(source, s.input_dir, self.limits, original_name=upload_name(source))
                 log.info(placed.describe())
         with timer.phase("plan"):
-            plan = make_plan(workflow, self._plan_context(object_info), randomise_seeds=request.randomise_seeds,
+            plan = make_plan(workflow, self.plan_context(object_info), randomise_seeds=request.randomise_seeds,
                              converted_from_ui=converted)
             plan.raise_for_problems()
         with timer.phase("inputs"):
@@ -307,6 +332,7 @@ class WorkflowRunner:
             raise self._crashed(reporter.current, workflow) from None
         except BaseException:
             # Cancelled by the caller (Cog raises its cancel exception here): stop the prompt.
+            client.reset_connections()
             self._abort(client)
             raise
         if outcome.status == "error":
@@ -356,7 +382,7 @@ class WorkflowRunner:
 
     def _reset_dirs(self) -> None:
         s = self.settings
-        for folder in (s.input_dir, s.output_dir, s.temp_dir, s.results_dir):
+        for folder in (s.input_dir, s.output_dir, s.temp_dir, s.results_dir, s.runtime_dir / "incoming"):
             empty_dir(folder)
 
 

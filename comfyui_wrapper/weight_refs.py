@@ -276,8 +276,19 @@ def find_weights(
                 continue
             # In a model-loader input anything unknown counts ("x.safetensor" is a typo, not text).
             if (model_input or has_model_extension(stripped)) and not on_disk(stripped):
-                unknown.append(UnknownWeight(where, stripped, folder, tuple(manifest.suggest(stripped))))
+                unknown.append(UnknownWeight(where, stripped, folder, closest_names(manifest, stripped, folder)))
     return WeightRefs(tuple(weights), tuple(urls), tuple(unknown), tuple(rewrites))
+
+
+def closest_names(manifest: Manifest, name: str, folder: str | None, n: int = 3) -> tuple[str, ...]:
+    """The ``n`` closest manifest names: close matches first; when none is close, the
+    nearest ones in the same folder, so a user always gets somewhere to start."""
+    close = manifest.suggest(name, n=n)
+    if close:
+        return tuple(close)
+    ranked = manifest.suggest(name, n=len(manifest.names), cutoff=0.0)
+    same_folder = [c for c in ranked if folder is None or (manifest.get(c) and manifest.get(c).folder == folder)]
+    return tuple(same_folder[:n])
 
 
 def _resolve_value(manifest: Manifest, value: str, folder: str | None) -> WeightSpec | None:

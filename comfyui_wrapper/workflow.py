@@ -88,7 +88,9 @@ def parse_workflow(text: str) -> dict[str, Any]:
 
 def is_ui_format(data: Any) -> bool:
     """UI-format JSON (what Save writes) has a node list and links instead of node ids."""
-    return isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data
+    from .ui_format import is_ui_format as detect
+
+    return detect(data)
 
 
 def ui_format_error() -> UIFormatError:
@@ -102,13 +104,11 @@ def ui_format_error() -> UIFormatError:
 
 
 def convert_if_ui(data: dict[str, Any], object_info: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """UI-format JSON becomes API format (as ComfyUI's frontend would); API format passes as is."""
+    """UI-format JSON becomes API format (exactly as ComfyUI's frontend would); API format passes as is."""
     if not is_ui_format(data):
         return data, False
-    try:
-        from .ui_format import convert
-    except ImportError:
-        raise ui_format_error() from None
+    from .ui_format import convert
+
     return convert(data, object_info), True
 
 

@@ -38,7 +38,6 @@ import importlib.util
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -358,6 +357,15 @@ class Oracle:
         self._page = page
         self._uses = 0
 
+    def node_titles(self) -> dict[str, str]:
+        """The title the frontend gives each registered node type (its English locale)."""
+        if self._page is None:
+            self._open_page()
+        return self._page.evaluate(
+            "() => Object.fromEntries(Object.entries(window.LiteGraph.registered_node_types)"
+            ".map(([k, v]) => [k, v.title]))"
+        )
+
     def _on_console(self, msg: Any) -> None:
         if msg.type in ("error", "warning"):
             self.console.append(f"{msg.type}: {msg.text[:300]}")
@@ -406,7 +414,7 @@ def fixture_record(case: Case, result: dict[str, Any], comfy_version: str, objec
         "object_info_sha256": object_info_sha,
     }
     if "error" in result:
-        record["error"] = result["error"]
+        record["error"] = result["error"].splitlines()[0]  # the message; the stack names a port
     else:
         record["output"] = result["output"]
     return record
@@ -424,6 +432,13 @@ def iter_selected(cases: list[Case], only: list[str] | None) -> Iterator[Case]:
 
 def record(args: argparse.Namespace, server_url: str, comfy_version: str) -> int:
     object_info = fetch_json(f"{server_url}/object_info")
+    if args.only and MANIFEST_FILE.exists():
+        recorded = json.loads(MANIFEST_FILE.read_text(encoding="utf-8")).get("object_info_sha256")
+        live = sha256_bytes(json.dumps(object_info, ensure_ascii=False).encode("utf-8"))
+        if recorded and live != recorded:
+            print("this ComfyUI's /object_info differs from the one the other fixtures were recorded with; "
+                  "re-record everything (no --only) so that all fixtures share one dump")
+            return 1
     object_info_sha = write_object_info(object_info)
     templates, skipped = template_cases(object_info)
     cases = templates + hand_cases()
@@ -434,6 +449,11 @@ def record(args: argparse.Namespace, server_url: str, comfy_version: str) -> int
     failures = 0
     started = time.monotonic()
     with Oracle(server_url, recycle_every=args.recycle_every, verbose=args.verbose) as oracle:
+        titles = oracle.node_titles()
+        locale_titles = {
+            name: title for name, title in sorted(titles.items())
+            if name in object_info and title != (object_info[name].get("display_name") or name)
+        }
         for i, case in enumerate(selected, 1):
             ui = json.loads(case.path.read_text(encoding="utf-8"))
             result = oracle.convert(ui)
@@ -446,20 +466,22 @@ def record(args: argparse.Namespace, server_url: str, comfy_version: str) -> int
                 print("    " + "\n    ".join(oracle.console[:20]))
             write_json(case.fixture_path, fixture_record(case, result, comfy_version, object_info_sha))
     versions = {p: package_version(p) for p in ("comfyui_frontend_package", "comfyui_workflow_templates", *TEMPLATE_PACKAGES)}
-    if not args.only:
-        write_json(
-            MANIFEST_FILE,
-            {
-                "frontend_version": versions["comfyui_frontend_package"],
-                "comfyui_version": comfy_version,
-                "packages": versions,
-                "object_info_sha256": object_info_sha,
-                "templates_usable": len(templates),
-                "templates_skipped": len(skipped),
-                "skipped_unknown_nodes": skipped,
-                "hand_cases": len(cases) - len(templates),
-            },
-        )
+    # The manifest describes the whole corpus, whichever fixtures this run recorded.
+    write_json(
+        MANIFEST_FILE,
+        {
+            "frontend_version": versions["comfyui_frontend_package"],
+            "comfyui_version": comfy_version,
+            "packages": versions,
+            "object_info_sha256": object_info_sha,
+            "templates_usable": len(templates),
+            "templates_skipped": len(skipped),
+            "skipped_unknown_nodes": skipped,
+            "hand_cases": len(cases) - len(templates),
+            # node types whose frontend title differs from /object_info's display_name
+            "locale_titles": locale_titles,
+        },
+    )
     print(
         f"recorded {len(selected)} fixture(s) in {time.monotonic() - started:.0f} s; "
         f"{len(templates)} templates usable, {len(skipped)} skipped for unknown nodes; {failures} oracle error(s)"
@@ -482,8 +504,30 @@ def load_fixture_input(fixture: dict[str, Any]) -> dict[str, Any]:
     return json.loads(raw)
 
 
+def describe_difference(want: Any, got: Any, where: str = "") -> list[str]:
+    """Paths where two JSON values differ (key order counts: it is what Save writes)."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        diffs = []
+        for key in list(dict.fromkeys(list(want) + list(got))):
+            if key not in got:
+                diffs.append(f"{where}/{key}: missing live")
+            elif key not in want:
+                diffs.append(f"{where}/{key}: only live ({json.dumps(got[key])[:80]})")
+            else:
+                diffs.extend(describe_difference(want[key], got[key], f"{where}/{key}"))
+        if not diffs and list(want) != list(got):
+            diffs.append(f"{where}: key order differs")
+        return diffs
+    if json.dumps(want) != json.dumps(got):
+        return [f"{where}: recorded {json.dumps(want)[:80]}, live {json.dumps(got)[:80]}"]
+    return []
+
+
 def check_sample(args: argparse.Namespace, server_url: str) -> int:
     fixtures = sorted(EXPECTED_DIR.glob("*.json"))
+    if args.only:
+        wanted = set(args.only)
+        fixtures = [p for p in fixtures if p.stem in wanted or p.stem.split("__", 1)[-1] in wanted]
     if not fixtures:
         print("no fixtures under", EXPECTED_DIR)
         return 1
@@ -506,9 +550,9 @@ def check_sample(args: argparse.Namespace, server_url: str) -> int:
             if "error" in want and "error" in got:
                 print(f"same {path.stem} (oracle error both times)")
                 continue
-            if want != got:
+            if json.dumps(want) != json.dumps(got):
                 bad += 1
-                print(f"DIFF {path.stem}:\n  recorded: {json.dumps(want)[:600]}\n  live:     {json.dumps(got)[:600]}")
+                print(f"DIFF {path.stem}: " + "; ".join(describe_difference(want, got)[:10]))
             else:
                 print(f"same {path.stem}")
     print(f"{len(chosen) - bad} same, {bad} different")
@@ -519,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check-sample", type=int, metavar="N", help="re-run N random fixtures live; exit 1 on a difference")
     parser.add_argument("--seed", type=int, help="seed for --check-sample's choice")
-    parser.add_argument("--only", nargs="+", metavar="CASE", help="record only these cases (case id or file stem)")
+    parser.add_argument("--only", nargs="+", metavar="CASE", help="record (or check) only these cases (case id or file stem)")
     parser.add_argument("--url", help="use a ComfyUI already running at this URL instead of booting one")
     parser.add_argument("--port", type=int, default=8302, help="port for the ComfyUI this script boots (default 8302)")
     parser.add_argument("--comfyui-dir", type=Path, default=REPO_ROOT / "ComfyUI")

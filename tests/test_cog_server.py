@@ -57,7 +57,7 @@ def test_a_user_error_fails_the_prediction_with_the_message_and_server_stays_hea
     body = server.post({"workflow_json": "{not json"}).json()
     assert body["status"] == "failed"
     assert "not valid JSON" in body["error"] and "How to fix" in body["error"]
-    assert server.health()["status"] == "READY"
+    assert server.settled_status() == "READY"
     again = server.post({"workflow_json": json.dumps(INVERT)}).json()
     assert again["status"] == "succeeded"
 
@@ -102,7 +102,7 @@ def test_cancel_interrupts_the_run_and_the_next_prediction_succeeds(server):
     assert not worker.is_alive()
     assert answer["body"]["status"] == "canceled", answer["body"]
     assert time.monotonic() - began < 30
-    assert server.health()["status"] == "READY"
+    assert server.settled_status() == "READY"
     began = time.monotonic()
     after = server.post({"workflow_json": json.dumps(INVERT)}).json()
     assert after["status"] == "succeeded", after

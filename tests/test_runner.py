@@ -124,7 +124,6 @@ def test_validation_error_names_node_input_and_reason(runner):
 
 
 def test_a_ui_workflow_that_cannot_be_converted_gets_a_clear_error(runner):
-    pytest.importorskip("comfyui_wrapper.ui_format")
     ui = {"last_node_id": 1, "last_link_id": 0, "version": 0.4, "links": [],
           "nodes": [{"id": 1, "type": "NoSuchNodeXYZ", "mode": 0, "inputs": [], "outputs": [], "widgets_values": []}]}
     with pytest.raises(UIFormatError) as caught:

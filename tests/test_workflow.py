@@ -49,6 +49,8 @@ def test_missing_class_type_and_dangling_link_are_listed_together():
 
 
 def test_ui_format_is_detected():
+    assert wf.is_ui_format({"nodes": [], "links": []})
+    assert not wf.is_ui_format({"1": {"class_type": "SaveImage", "inputs": {}}})
     with pytest.raises(UIFormatError, match="Export \\(API\\)"):
         wf.check_shape({"nodes": [], "links": []})
 

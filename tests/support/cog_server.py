@@ -45,6 +45,18 @@ class CogServer:
     def health(self) -> dict[str, Any]:
         return requests.get(f"{self.base_url}/health-check", timeout=5).json()
 
+    def settled_status(self, timeout: float = 5.0) -> str:
+        """The health status once the just-finished prediction has released its slot.
+
+        Right after a response, coglet may still say BUSY for a few milliseconds.
+        """
+        deadline = time.monotonic() + timeout
+        status = self.health()["status"]
+        while status == "BUSY" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = self.health()["status"]
+        return status
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -20,6 +20,7 @@ from .errors import WrapperError
 from .outputs import OUTPUT_FORMATS
 from .runner import RunRequest, WorkflowRunner
 from .settings import Settings
+from .ui_models import embedded_models
 
 log = logging.getLogger("comfyui_wrapper")
 
@@ -85,21 +86,22 @@ def _load_object_info(path: str | None) -> dict | None:
                            fix="Save it with: curl http://127.0.0.1:8188/object_info > object_info.json") from None
 
 
-def _workflow_for(runner: WorkflowRunner, text: str, object_info: dict | None) -> tuple[dict, dict, bool]:
-    """Parse and (if needed) convert; returns (API workflow, object_info used, converted?)."""
+def _workflow_for(runner: WorkflowRunner, text: str, object_info: dict | None) -> tuple[dict, dict, bool, list]:
+    """Parse and (if needed) convert; returns (API workflow, object_info used, converted?, embedded models)."""
     if object_info is None:
         runner.start()
         assert runner.client is not None
         object_info = runner.client.object_info()
     data = wf.parse_workflow(wf.load_workflow_text(text))
+    embedded = embedded_models(data) if wf.is_ui_format(data) else []
     data, converted = wf.convert_if_ui(data, object_info)
-    return wf.check_shape(data), object_info, converted
+    return wf.check_shape(data), object_info, converted, embedded
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     runner = WorkflowRunner(Settings.from_env())
     try:
-        api, _, converted = _workflow_for(runner, _read_workflow(args.workflow), _load_object_info(args.object_info))
+        api, _, converted, _ = _workflow_for(runner, _read_workflow(args.workflow), _load_object_info(args.object_info))
     finally:
         runner.stop()
     text = json.dumps(api, indent=2) + "\n"
@@ -115,9 +117,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     runner = WorkflowRunner(Settings.from_env())
     try:
         object_info = _load_object_info(args.object_info)
-        api, object_info, converted = _workflow_for(runner, _read_workflow(args.workflow), object_info)
+        api, object_info, converted, embedded = _workflow_for(runner, _read_workflow(args.workflow), object_info)
         plan = runner.plan(api, object_info=object_info, input_file=args.input_file,
-                           converted_from_ui=converted)
+                           converted_from_ui=converted, embedded=embedded)
     finally:
         runner.stop()
     if args.json:

@@ -15,7 +15,7 @@ JSON schema (``Plan.as_dict()``, version 1) is documented in the README.
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,7 +26,8 @@ from .inputs import InputRef, check_input_references, missing_inputs_error
 from .manifest import Manifest
 from .node_catalogue import NodeCatalogue
 from .urls import is_http_url
-from .weight_refs import WeightRefs, find_weights
+from .ui_models import EmbeddedModel
+from .weight_refs import Rewrite, UrlRef, WeightRefs, find_weights
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -160,6 +161,7 @@ class PlanContext:
     input_dir: Path | None = None
     weights_dir: Path | None = None
     budget_bytes: int = 0
+    embedded_models: Sequence[EmbeddedModel] = ()  # from a UI workflow's properties.models
 
 
 def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool = True,
@@ -186,9 +188,15 @@ def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool 
             probe = probe.parent
         plan.free_bytes = shutil.disk_usage(probe).free
     if plan.budget_bytes and plan.download_bytes > plan.budget_bytes:
+        # Name the weights (largest first), so the user knows which ones to drop or swap.
+        needed = sorted({(w.folder, w.name): w for w in plan.weights if w.status == "download" and w.size}.values(),
+                        key=lambda w: -(w.size or 0))
+        listed = ", ".join(f"{w.folder}/{w.name} {_human(w.size)} [node {w.node_id}]" for w in needed[:5])
+        listed += f" and {len(needed) - 5} more" if len(needed) > 5 else ""
         plan.errors.append(CacheBudgetError(
-            f"The weights this workflow still needs ({_human(plan.download_bytes)}) exceed the cache budget "
-            f"({_human(plan.budget_bytes)}).",
+            f"The weights this workflow still needs ({_human(plan.download_bytes)}: {listed}) exceed the cache "
+            f"budget ({_human(plan.budget_bytes)}).",
+            needed_bytes=plan.download_bytes, budget_bytes=plan.budget_bytes,
         ))
     return plan
 
@@ -202,7 +210,8 @@ def _plan_nodes(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
 
 
 def _plan_weights(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
-    refs = find_weights(workflow, ctx.manifest, ctx.object_info, ctx.folder_for, ctx.on_disk)
+    refs = _use_embedded_urls(find_weights(workflow, ctx.manifest, ctx.object_info, ctx.folder_for, ctx.on_disk),
+                              ctx.embedded_models)
     plan.weight_refs = refs
     cached = ctx.cached_names(refs.specs)
     counted: set[str] = set()
@@ -230,6 +239,22 @@ def _plan_weights(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
     error = refs.error()
     if error is not None:
         plan.errors.append(error)
+
+
+def _use_embedded_urls(refs: WeightRefs, embedded: Sequence[EmbeddedModel]) -> WeightRefs:
+    """Unknown names that the UI workflow declares with a URL become weights given by URL."""
+    by_name = {m.name: m for m in embedded if m.url}
+    if not by_name or not refs.unknown:
+        return refs
+    urls, rewrites, unknown = list(refs.urls), list(refs.rewrites), []
+    for item in refs.unknown:
+        model = by_name.get(item.value)
+        if model is None or not (item.folder or model.directory):
+            unknown.append(item)
+            continue
+        urls.append(UrlRef(item.where, model.url, item.folder or model.directory))
+        rewrites.append(Rewrite(item.where.node_id, item.where.input_name, item.value, model.url))
+    return replace(refs, urls=tuple(urls), unknown=tuple(unknown), rewrites=tuple(rewrites))
 
 
 def _plan_inputs(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from . import workflow as wf
 from .archives import InputLimits
@@ -49,6 +49,7 @@ from .progress import PhaseTimer, ProgressReporter
 from .provenance import write_provenance
 from .server import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
+from .ui_models import EmbeddedModel, embedded_models
 from .urls import UrlPolicy
 from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
@@ -109,6 +110,7 @@ class WorkflowRunner:
         self.catalogue = NodeCatalogue(settings.comfyui_dir / "node_catalogue.json")
         self.folder_map = self._load_folder_map()
         self.failed_imports: list[ImportFailure] = []
+        self._log_mark: int | None = None  # server.log_position() when the current prompt was queued
         self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s)
         self.limits = InputLimits.from_settings(settings)
 
@@ -165,7 +167,7 @@ class WorkflowRunner:
 
     def plan(self, workflow: wf.Workflow, *, object_info: dict[str, Any] | None = None,
              input_file: Path | str | None = None, randomise_seeds: bool = True,
-             converted_from_ui: bool = False) -> Plan:
+             converted_from_ui: bool = False, embedded: Sequence[EmbeddedModel] = ()) -> Plan:
         """The pre-flight plan for ``workflow``; nothing is downloaded or queued.
 
         Without ``object_info`` it asks the running ComfyUI; with it (a raw
@@ -180,18 +182,19 @@ class WorkflowRunner:
                 source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
                                               self.url_policy, self.limits)
                 place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
-            return make_plan(workflow, self.plan_context(object_info), randomise_seeds=randomise_seeds,
+            return make_plan(workflow, self.plan_context(object_info, embedded), randomise_seeds=randomise_seeds,
                              converted_from_ui=converted_from_ui)
         finally:
             self._reset_dirs()
 
-    def plan_context(self, object_info: dict[str, Any]) -> PlanContext:
+    def plan_context(self, object_info: dict[str, Any], embedded: Sequence[EmbeddedModel] = ()) -> PlanContext:
         folder_for = self.folder_map.folder_for if self.folder_map is not None else core_folder_for
         return PlanContext(
             object_info=object_info, manifest=self.manifest, folder_for=folder_for, on_disk=self._on_disk,
             cached_names=self.cache.cached_names, packs=self.packs, catalogue=self.catalogue,
             failed_imports=self.failed_imports, input_dir=self.settings.input_dir,
             weights_dir=self.settings.weights_dir, budget_bytes=self.settings.weights_budget_bytes,
+            embedded_models=tuple(embedded),
         )
 
     def _on_disk(self, name: str) -> bool:
@@ -218,11 +221,12 @@ class WorkflowRunner:
             self._reset_dirs()
             object_info = client.object_info()
             data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json))
+            embedded = embedded_models(data) if wf.is_ui_format(data) else []
             data, converted = wf.convert_if_ui(data, object_info)
             if converted:
                 log.info("Converted the UI-format workflow to API format (%d nodes).", len(data))
             workflow = wf.check_shape(data)
-        prepared = self._prepare(workflow, request, timer, object_info, converted)
+        prepared = self._prepare(workflow, request, timer, object_info, converted, embedded)
         if request.force_reset_cache:
             log.info("Resetting ComfyUI's execution cache (force_reset_cache).")
             client.free(free_memory=True)
@@ -247,7 +251,7 @@ class WorkflowRunner:
                          workflow=prepared.workflow, stats=prepared.stats)
 
     def _prepare(self, workflow: wf.Workflow, request: RunRequest, timer: PhaseTimer,
-                 object_info: dict[str, Any], converted: bool) -> _Prepared:
+                 object_info: dict[str, Any], converted: bool, embedded: list[EmbeddedModel]) -> _Prepared:
         s = self.settings
         with timer.phase("inputs"):
             if request.input_file is not None:
@@ -256,8 +260,8 @@ class WorkflowRunner:
                 placed = place_input_file(source, s.input_dir, self.limits, original_name=upload_name(source))
                 log.info(placed.describe())
         with timer.phase("plan"):
-            plan = make_plan(workflow, self.plan_context(object_info), randomise_seeds=request.randomise_seeds,
-                             converted_from_ui=converted)
+            plan = make_plan(workflow, self.plan_context(object_info, embedded),
+                             randomise_seeds=request.randomise_seeds, converted_from_ui=converted)
             plan.raise_for_problems()
         with timer.phase("inputs"):
             workflow, fetched = fetch_workflow_urls(workflow, s.input_dir, self.url_policy, self.limits)
@@ -285,6 +289,7 @@ class WorkflowRunner:
         client = self._ensure_ready()
         for attempt in (1, 2):
             run_id = uuid.uuid4().hex
+            self._log_mark = self.server.log_position()  # a crash report shows only this run's log
             with timer.phase("queue"):
                 prompt_id = client.queue_prompt(
                     wf.mark_outputs_fresh(prepared.workflow, prepared.plan.output_nodes, run_id), prompt_id=run_id)
@@ -368,7 +373,7 @@ class WorkflowRunner:
         where = f" while {wf.describe_node(workflow, node_id.split(':')[0])} was running" if node_id else ""
         return ComfyUICrashedError(
             f"ComfyUI stopped (exit code {self.server.exit_code()}){where}. Last log lines:\n"
-            f"{self.server.log_tail(25)}",
+            f"{self.server.log_tail(25, since=self._log_mark)}",
             node_id=node_id,
         )
 

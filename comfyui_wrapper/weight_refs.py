@@ -19,6 +19,8 @@ in as callables and dicts, so tests need no ComfyUI.
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -280,15 +282,27 @@ def find_weights(
     return WeightRefs(tuple(weights), tuple(urls), tuple(unknown), tuple(rewrites))
 
 
+@functools.lru_cache(maxsize=4096)
 def closest_names(manifest: Manifest, name: str, folder: str | None, n: int = 3) -> tuple[str, ...]:
     """The ``n`` closest manifest names: close matches first; when none is close, the
-    nearest ones in the same folder, so a user always gets somewhere to start."""
+    nearest ones in the same folder, so a user always gets somewhere to start.
+
+    Cached: the manifest never changes while the process runs, and the same
+    unknown name tends to come back (several nodes, or the user retrying).
+    """
     close = manifest.suggest(name, n=n)
-    if close:
+    if close or folder is None:
         return tuple(close)
-    ranked = manifest.suggest(name, n=len(manifest.names), cutoff=0.0)
-    same_folder = [c for c in ranked if folder is None or (manifest.get(c) and manifest.get(c).folder == folder)]
-    return tuple(same_folder[:n])
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(stem)
+    scored = []
+    for spec in manifest:
+        if spec.folder != folder:
+            continue
+        matcher.set_seq1(spec.name.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower())
+        scored.append((-matcher.ratio(), spec.name))
+    return tuple(candidate for _, candidate in sorted(scored)[:n])
 
 
 def _resolve_value(manifest: Manifest, value: str, folder: str | None) -> WeightSpec | None:

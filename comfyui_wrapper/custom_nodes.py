@@ -246,12 +246,15 @@ def setup_report(
     if comfyui_dir is not None:
         loaded = nodes_by_pack(object_info, packs)
         failed = {f.pack for f in failures}
-        for pack in packs:
-            if pack.name not in loaded and pack.name not in failed and not (comfyui_dir / "custom_nodes" / pack.name).exists():
-                lines.append(
-                    f"Custom node pack {pack.name} is listed in custom_nodes.json but is not installed "
-                    f"in {comfyui_dir / 'custom_nodes'} (run scripts/install_custom_nodes.py)."
-                )
+        absent = [pack.name for pack in packs if pack.name not in loaded and pack.name not in failed
+                  and not (comfyui_dir / "custom_nodes" / pack.name).exists()]
+        if absent:
+            # One line, not one per pack: a development checkout has none of them installed.
+            listed = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+            lines.append(
+                f"{len(absent)} of {len(packs)} custom node packs listed in custom_nodes.json are not installed "
+                f"in {comfyui_dir / 'custom_nodes'}: {listed} (run scripts/install_custom_nodes.py)."
+            )
     return lines
 
 

@@ -39,17 +39,22 @@ def test_cog_requirements_file_is_generated_from_the_constraints():
     assert result.returncode == 0
 
 
-def test_every_script_cog_yaml_runs_exists():
+def test_every_file_cog_yaml_runs_exists_and_is_passed_in():
     cog = yaml.safe_load((REPO / "cog.yaml").read_text())
     build_script = (REPO / "scripts" / "cog_build.sh").read_text()
     for step in cog["build"]["run"]:
         command = step["command"] if isinstance(step, dict) else step
+        targets = {}
         for mount in step.get("mounts", []) if isinstance(step, dict) else []:
-            # Each secret is one of our scripts, passed by scripts/cog_build.sh.
-            match = re.search(rf"id={mount['id']},src=(\S+)", build_script)
+            # Each secret is a file of ours, passed by scripts/cog_build.sh under the same name.
+            match = re.search(rf"--secret id={mount['id']},src=(\S+)", build_script)
             assert match, f"cog_build.sh does not pass the secret {mount['id']}"
-            assert (REPO / match.group(1)).is_file(), match.group(1)
-            assert mount["target"] in command
+            source = REPO / match.group(1)
+            assert source.is_file(), match.group(1)
+            assert mount["target"].endswith("/" + match.group(1)), (mount["target"], match.group(1))
+            targets[mount["target"]] = source
+        for path in re.findall(r"/tmp/cw/\S+", command):
+            assert path in targets, f"{path} is used by a run step but not mounted"
 
 
 def test_predict_reference_imports():

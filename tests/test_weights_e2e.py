@@ -94,3 +94,17 @@ def test_an_unknown_weight_gets_suggestions(runner):
     assert "Realistic_Vision_V6.0_NV_B1_fp17.safetensors" in message
     assert EXAMPLE_CHECKPOINT in message
     assert "node 4" in message
+
+
+def test_provenance_records_what_ran(runner):
+    result = run_workflow(runner, small_text_to_image(), output_format="png", return_provenance=True)
+    image, provenance_path = result.files
+    assert image.suffix == ".png" and provenance_path.name == "provenance.json"
+    provenance = json.loads(provenance_path.read_text())
+    assert provenance["comfyui"]["comfyui_version"] == "0.3.75"
+    [seed] = provenance["seeds"]
+    assert provenance["workflow"]["3"]["inputs"]["seed"] == seed["new"] != seed["old"]
+    [weight] = provenance["weights"]
+    assert weight["name"] == EXAMPLE_CHECKPOINT
+    assert weight["sha256"] == "118a1540b60f8ea56066512c5733953eca9b952a2eb3ed67d64aa27fc5df2842"
+    assert "cw_run" not in json.dumps(provenance["workflow"])

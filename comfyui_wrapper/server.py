@@ -222,7 +222,17 @@ class ComfyUIServer:
         self.restarts += 1
         self.start()
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 20, *, since: int | None = None) -> str:
+        """The last ``lines`` log lines; with ``since`` (a log_position()), only lines logged after it.
+
+        A crash report uses ``since`` so it never shows an earlier prediction's
+        traceback (another user's inputs may be in it) as if it were the cause.
+        """
         if self.exit_code() is not None:
             self._join_reader()
-        return "\n".join(list(self.tail)[-lines:])
+        recent = self.log_text[since:] if since is not None else list(self.tail)
+        return "\n".join(recent[-lines:])
+
+    def log_position(self) -> int:
+        """A mark in this life's log, for log_tail(since=...)."""
+        return len(self.log_text)

@@ -158,7 +158,7 @@ class WorkflowRunner:
             system.get("comfyui_version", "?"), torch_version,
             f"{cuda[:-1]}.{cuda[-1]}" if cuda else "n/a", nvidia_driver_version() or "none", devices,
         )
-        self.failed_imports = report_failed_imports(self.server.log_text)
+        self.failed_imports = report_failed_imports(self.server.boot_log)
         for line in setup_report(self.failed_imports, self.client.object_info(), self.packs,
                                  comfyui_dir=self.settings.comfyui_dir):
             log.warning(line)

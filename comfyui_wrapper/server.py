@@ -81,8 +81,9 @@ class ComfyUIServer:
         self.state = ServerState.STOPPED
         self.port = settings.port or 0
         self.process: subprocess.Popen[bytes] | None = None
-        self.tail: collections.deque[str] = collections.deque(maxlen=200)
-        self.log_text: list[str] = []  # the whole log of the current life (setup reads it)
+        self.tail: collections.deque[str] = collections.deque(maxlen=500)
+        self.boot_log: list[str] = []  # every line until READY (setup reads it for failed imports)
+        self.lines_seen = 0  # lines of this life so far; kept as a count so memory stays flat
         self._reader: threading.Thread | None = None
         self.started_at = 0.0
         self.boot_seconds = 0.0
@@ -128,7 +129,8 @@ class ComfyUIServer:
             folder.mkdir(parents=True, exist_ok=True)
         self.port = s.port or free_port(s.host)
         self.tail.clear()
-        self.log_text = []
+        self.boot_log = []
+        self.lines_seen = 0
         self.state = ServerState.STARTING
         self.started_at = time.monotonic()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -159,7 +161,9 @@ class ComfyUIServer:
                 log_file.flush()
                 line = raw.decode("utf-8", "replace").rstrip()
                 self.tail.append(line)
-                self.log_text.append(line)
+                self.lines_seen += 1
+                if self.state is ServerState.STARTING:
+                    self.boot_log.append(line)
                 comfy_log.debug("[ComfyUI] %s", line)
                 if self.on_log_line is not None:
                     self.on_log_line(line)
@@ -230,9 +234,11 @@ class ComfyUIServer:
         """
         if self.exit_code() is not None:
             self._join_reader()
-        recent = self.log_text[since:] if since is not None else list(self.tail)
+        recent = list(self.tail)
+        if since is not None:
+            recent = recent[len(recent) - min(len(recent), max(0, self.lines_seen - since)):]
         return "\n".join(recent[-lines:])
 
     def log_position(self) -> int:
         """A mark in this life's log, for log_tail(since=...)."""
-        return len(self.log_text)
+        return self.lines_seen

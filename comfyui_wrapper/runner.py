@@ -33,6 +33,7 @@ from .errors import (
     PredictionTimeoutError,
 )
 from .inputs import (
+    PlacedInputs,
     absolutize_input_paths,
     fetch_workflow_urls,
     place_input_file,
@@ -179,13 +180,17 @@ class WorkflowRunner:
         self._reset_dirs()
         try:
             if input_file is not None:
-                source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
-                                              self.url_policy, self.limits)
-                place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
+                self._place_input(input_file)
             return make_plan(workflow, self.plan_context(object_info, embedded), randomise_seeds=randomise_seeds,
                              converted_from_ui=converted_from_ui)
         finally:
             self._reset_dirs()
+
+    def _place_input(self, input_file: Path | str) -> PlacedInputs:
+        """input_file (a path; from the CLI also a URL or data: URI) into input/."""
+        source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
+                                      self.url_policy, self.limits)
+        return place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
 
     def plan_context(self, object_info: dict[str, Any], embedded: Sequence[EmbeddedModel] = ()) -> PlanContext:
         folder_for = self.folder_map.folder_for if self.folder_map is not None else core_folder_for
@@ -255,10 +260,7 @@ class WorkflowRunner:
         s = self.settings
         with timer.phase("inputs"):
             if request.input_file is not None:
-                source = resolve_input_source(str(request.input_file), s.runtime_dir / "incoming",
-                                              self.url_policy, self.limits)
-                placed = place_input_file(source, s.input_dir, self.limits, original_name=upload_name(source))
-                log.info(placed.describe())
+                log.info(self._place_input(request.input_file).describe())
         with timer.phase("plan"):
             plan = make_plan(workflow, self.plan_context(object_info, embedded),
                              randomise_seeds=request.randomise_seeds, converted_from_ui=converted)

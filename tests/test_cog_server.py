@@ -107,3 +107,13 @@ def test_cancel_interrupts_the_run_and_the_next_prediction_succeeds(server):
     after = server.post({"workflow_json": json.dumps(INVERT)}).json()
     assert after["status"] == "succeeded", after
     assert time.monotonic() - began < 10
+
+
+def test_a_setup_that_cannot_boot_comfyui_is_setup_failed_with_the_reason(tmp_path):
+    broken = tmp_path / "ComfyUI"
+    broken.mkdir()
+    (broken / "main.py").write_text("raise SystemExit('this ComfyUI is broken on purpose')\n")
+    with cog_server(tmp_path, env={"CW_COMFYUI_DIR": str(broken)}) as server:
+        health = server.health()
+        assert health["status"] == "SETUP_FAILED"
+        assert "broken on purpose" in json.dumps(health) or "broken on purpose" in server.log()

@@ -108,3 +108,24 @@ def test_provenance_records_what_ran(runner):
     assert weight["name"] == EXAMPLE_CHECKPOINT
     assert weight["sha256"] == "118a1540b60f8ea56066512c5733953eca9b952a2eb3ed67d64aa27fc5df2842"
     assert "cw_run" not in json.dumps(provenance["workflow"])
+
+
+def test_text_to_image_through_the_cog_server_downloads_once(cdn, tmp_path):
+    """The same run as above, but as Replicate runs it: predict.py under the real Cog runtime."""
+    import base64
+    import io
+
+    from tests.support.cog_server import cog_server
+
+    _, manifest = cdn
+    env = {"CW_WEIGHTS_MANIFEST": str(manifest), "CW_ALLOW_PRIVATE_URLS": "1"}
+    with cog_server(tmp_path, env=env) as server:
+        first = server.post({"workflow_json": json.dumps(small_text_to_image()), "output_format": "png"}).json()
+        assert first["status"] == "succeeded", first.get("error")
+        [uri] = first["output"]
+        with Image.open(io.BytesIO(base64.b64decode(uri.partition(",")[2]))) as image:
+            assert image.size == (64, 64)
+        assert first["metrics"]["weights_downloaded"] == 1
+        second = server.post({"workflow_json": json.dumps(small_text_to_image())}).json()
+        assert second["status"] == "succeeded", second.get("error")
+        assert second["metrics"]["weights_downloaded"] == 0 and second["metrics"]["weights_cache_hits"] == 1

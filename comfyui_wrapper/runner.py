@@ -51,7 +51,7 @@ from .provenance import write_provenance
 from .server import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
 from .ui_models import EmbeddedModel, embedded_models
-from .urls import UrlPolicy
+from .urls import UrlPolicy, fetch_text
 from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
 log = logging.getLogger("comfyui_wrapper")
@@ -225,7 +225,7 @@ class WorkflowRunner:
             client = self._ensure_ready()
             self._reset_dirs()
             object_info = client.object_info()
-            data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json))
+            data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json, lambda url: fetch_text(url, self.url_policy)))
             embedded = embedded_models(data) if wf.is_ui_format(data) else []
             data, converted = wf.convert_if_ui(data, object_info)
             if converted:

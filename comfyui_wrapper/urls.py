@@ -128,3 +128,19 @@ def open_url(
             continue
         return response
     raise DownloadError(f"URL {redact(url)!r} redirected more than {MAX_REDIRECTS} times.", url=url)
+
+
+def fetch_text(url: str, policy: UrlPolicy, *, limit: int = 64 * 1024**2, what: str = "workflow_json") -> str:
+    """A small UTF-8 document (a workflow given as a URL), fetched under ``policy``."""
+    with requests.Session() as session, open_url(session, url, policy) as response:
+        if response.status_code != 200:
+            raise DownloadError(f"{what} URL {redact(url)!r} answered HTTP {response.status_code}.", url=url)
+        body = bytearray()
+        for chunk in response.iter_content(1 << 16):
+            body += chunk
+            if len(body) > limit:
+                raise DownloadError(f"{what} URL {redact(url)!r} is larger than {limit >> 20} MB.", url=url)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DownloadError(f"{what} URL {redact(url)!r} did not return UTF-8 text.", url=url) from None

@@ -161,3 +161,16 @@ def test_folders_are_fresh_for_each_prediction(runner):
     run_workflow(runner, invert_and_save(0), output_format="png")
     assert not (settings.input_dir / "left_over.png").exists()
     assert list(settings.output_dir.iterdir()) == []
+
+
+def test_workflow_json_may_be_a_url(runner, tmp_path):
+    from tests.support.static_server import serve_directory
+
+    (tmp_path / "wf.json").write_text(json.dumps(invert_and_save(0x000000)))
+    with serve_directory(tmp_path) as server:
+        result = run_workflow(runner, f"{server.base_url}/wf.json", output_format="png")
+        assert pixels(result.files[0]) == {(255, 255, 255)}
+        from comfyui_wrapper.errors import DownloadError
+
+        with pytest.raises(DownloadError, match="HTTP 404"):
+            run_workflow(runner, f"{server.base_url}/missing.json")

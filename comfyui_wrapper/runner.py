@@ -104,12 +104,16 @@ class WorkflowRunner:
         self.settings = settings
         self.manifest = Manifest.load(settings.manifest_path)
         self.cache = WeightCache(settings, self.manifest, log=log.info)
-        weights_yaml = self.cache.write_extra_model_paths(settings.runtime_dir / "weights_model_paths.yaml")
+        self.folder_map = self._load_folder_map()
+        # Every folder ComfyUI knows gets its cache folder now: ComfyUI reads this file only at boot,
+        # and a weight given by URL may land in a folder no manifest entry uses.
+        known_folders = self.folder_map.folders if self.folder_map is not None else ()
+        weights_yaml = self.cache.write_extra_model_paths(settings.runtime_dir / "weights_model_paths.yaml",
+                                                          folders=known_folders)
         self.server = ComfyUIServer(settings, extra_model_paths=[weights_yaml])
         self.client: ComfyUIClient | None = None
         self.packs = load_packs()
         self.catalogue = NodeCatalogue(settings.comfyui_dir / "node_catalogue.json")
-        self.folder_map = self._load_folder_map()
         self.failed_imports: list[ImportFailure] = []
         self._log_mark: int | None = None  # server.log_position() when the current prompt was queued
         self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s)

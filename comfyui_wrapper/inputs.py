@@ -523,7 +523,8 @@ def resolve_input_source(
         ext = _extension_of(name) or _extension_for_mime(mime) or sniff_media(content[:SNIFF_BYTES]) \
             or _archive_extension(content[:SNIFF_BYTES]) or ""
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        target = tmp_dir / (safe_filename(name) if name and _extension_of(name) else f"input{ext}")
+        safe = safe_filename(name) if name else ""  # "x.png/" leaves nothing: the folder itself must not be the target
+        target = tmp_dir / (safe if safe and _extension_of(safe) else f"input{ext}")
         partial = target.with_name(f".{target.name}.part")
         partial.write_bytes(content)
         os.replace(partial, target)

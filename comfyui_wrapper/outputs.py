@@ -10,6 +10,7 @@ animated images, audio and anything else pass through unchanged.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from PIL import Image
 
 from .errors import OutputFormatError
 from .workflow import node_order_key
+
+log = logging.getLogger("comfyui_wrapper")
 
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 CONVERTIBLE = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -73,7 +76,11 @@ def collect(
             seen.add(path)
             files.append(ProducedFile(path, node_id, kind))
     for kind in ("output", "temp") if include_temp else ("output",):
-        unreported = [p for p in roots[kind].rglob("*") if p.is_file() and p.resolve() not in seen]
+        root = roots[kind].resolve()
+        # A link a node left in output/ may point anywhere: only files really inside the folder count,
+        # or deliver() would move the link's target (a cached weight, a system file) into the results.
+        unreported = [p for p in roots[kind].rglob("*")
+                      if p.is_file() and p.resolve().is_relative_to(root) and p.resolve() not in seen]
         for path in sorted(unreported, key=lambda p: (p.stat().st_mtime_ns, str(p))):
             files.append(ProducedFile(path.resolve(), None, kind))
     return files
@@ -92,12 +99,19 @@ def deliver(files: list[ProducedFile], dest_dir: Path, output_format: str, outpu
         if convert and _is_animated(source):
             convert = False
         if convert:
-            target_name = f"{source.stem}.{fmt}"
+            target = dest_dir / _unique(f"{source.stem}.{fmt}", taken)
+            try:
+                _convert(source, target, fmt, output_quality)
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                # E.g. webp stops at 16383 pixels a side, and Pillow refuses huge images: a result the
+                # run took minutes to make is returned as it is rather than lost to a traceback.
+                taken.discard(target.name)
+                log.warning("Could not convert %s to %s (%s); returning it unchanged.", source.name, fmt, exc)
+            else:
+                delivered.append(target)
+                continue
         target = dest_dir / _unique(target_name, taken)
-        if convert:
-            _convert(source, target, fmt, output_quality)
-        else:
-            shutil.move(str(source), target)
+        shutil.move(str(source), target)
         delivered.append(target)
     return delivered
 
@@ -118,7 +132,7 @@ def _is_animated(path: Path) -> bool:
     try:
         with Image.open(path) as image:
             return bool(getattr(image, "is_animated", False))
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):
         return False
 
 

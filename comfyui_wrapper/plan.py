@@ -249,12 +249,25 @@ def _use_embedded_urls(refs: WeightRefs, embedded: Sequence[EmbeddedModel]) -> W
     urls, rewrites, unknown = list(refs.urls), list(refs.rewrites), []
     for item in refs.unknown:
         model = by_name.get(item.value)
-        if model is None or not (item.folder or model.directory):
+        folder = item.folder or _plain_folder(model.directory if model else None)
+        if model is None or not folder:
             unknown.append(item)
             continue
-        urls.append(UrlRef(item.where, model.url, item.folder or model.directory))
+        urls.append(UrlRef(item.where, model.url, folder))
         rewrites.append(Rewrite(item.where.node_id, item.where.input_name, item.value, model.url))
     return replace(refs, urls=tuple(urls), unknown=tuple(unknown), rewrites=tuple(rewrites))
+
+
+def _plain_folder(directory: str | None) -> str | None:
+    """A UI workflow's declared model directory, if it is one plain folder name.
+
+    The value comes from the user's JSON; the cache refuses anything else
+    ("loras/x", "../x", ".cache") with a bare ValueError at download time.
+    """
+    name = (directory or "").strip()
+    if not name or "/" in name or "\\" in name or name.startswith(".") or not name.isprintable():
+        return None
+    return name
 
 
 def _plan_inputs(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:

@@ -235,6 +235,16 @@ def test_base64_data_uri_becomes_input_png(tmp_path):
     assert placed.paths == ("input.png",)
 
 
+@pytest.mark.parametrize("name", ["x.png/", "a/.png", "..png"])
+def test_data_uri_name_that_sanitises_to_nothing_falls_back_to_input_ext(tmp_path, name):
+    """A ;name= whose safe form is empty once named the temp folder itself (IsADirectoryError)."""
+    png = MEDIA[".png"]()
+    uri = f"data:image/png;name={name};base64," + base64.b64encode(png).decode()
+    path = resolve_input_source(uri, tmp_path / "tmp", LOCAL, LIMITS)
+    assert path.parent == tmp_path / "tmp" and path.suffix == ".png" and path.read_bytes() == png
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]  # no stray .part beside it
+
+
 def test_percent_encoded_data_uri_and_sniffed_type(tmp_path):
     wav = MEDIA[".wav"]()
     path = resolve_input_source("data:," + quote_from_bytes(wav), tmp_path / "tmp", LOCAL, LIMITS)

@@ -70,3 +70,30 @@ def test_animated_and_non_images_pass_through(tmp_path):
 def test_bad_format_or_quality(fmt, quality):
     with pytest.raises(OutputFormatError):
         check_format(fmt, quality)
+
+
+def test_an_image_too_wide_for_webp_is_returned_unchanged(tmp_path):
+    """webp stops at 16383 px a side; a wide result must not be lost to Pillow's ValueError."""
+    out = tmp_path / "out"
+    out.mkdir()
+    Image.new("RGB", (16400, 8), (0, 0, 255)).save(out / "panorama.png")
+    make_png(out / "small.png")
+    produced = collect({"1": {"images": [{"filename": "panorama.png", "type": "output"},
+                                         {"filename": "small.png", "type": "output"}]}},
+                       out, tmp_path / "t", include_temp=False)
+    paths = deliver(produced, tmp_path / "dest", "webp", 90)
+    assert [p.name for p in paths] == ["panorama.png", "small.webp"]
+    assert Image.open(paths[0]).size == (16400, 8)
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["panorama.png", "small.webp"]
+
+
+def test_a_link_in_output_to_a_file_elsewhere_is_not_collected(tmp_path):
+    """An unreported link must not make deliver() move its target (a weight, a system file) away."""
+    out, elsewhere = tmp_path / "out", tmp_path / "weights"
+    make_png(out / "real.png")
+    make_png(elsewhere / "model.png")
+    (out / "link.png").symlink_to(elsewhere / "model.png")
+    produced = collect({}, out, tmp_path / "t", include_temp=False)
+    assert [p.path.name for p in produced] == ["real.png"]
+    deliver(produced, tmp_path / "dest", "png", 90)
+    assert (elsewhere / "model.png").is_file()

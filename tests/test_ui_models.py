@@ -88,3 +88,23 @@ def test_declared_urls_make_unknown_names_downloadable(context, object_info):
             assert all(w.folder for w in url_items)
             return
     pytest.fail("no template had a declared model outside the manifest")
+
+
+@pytest.mark.parametrize("directory", ["loras/../../etc", "../outside", ".cache", "a\\b", ""])
+def test_a_declared_directory_that_is_not_a_plain_folder_is_not_used(context, directory):
+    """The directory comes from the user's JSON: only a plain folder name may choose where a URL
+    weight is stored (the cache refuses anything else with a bare ValueError at download time)."""
+    from comfyui_wrapper.ui_models import EmbeddedModel
+
+    api = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "mystery_v1.safetensors"}},
+           "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    declared = EmbeddedModel("mystery_v1.safetensors", "https://example.com/mystery_v1.safetensors", directory, "1")
+    no_folder = PlanContext(**{**context.__dict__, "folder_for": lambda class_type, name: None,
+                               "embedded_models": (declared,)})
+    plan = make_plan(api, no_folder)
+    assert plan.weight_refs.urls == ()
+    assert [w.status for w in plan.weights] == ["unknown"]
+    # A plain folder name is still honoured.
+    ok = PlanContext(**{**no_folder.__dict__, "embedded_models": (
+        EmbeddedModel(declared.name, declared.url, "checkpoints", "1"),)})
+    assert [u.folder for u in make_plan(api, ok).weight_refs.urls] == ["checkpoints"]

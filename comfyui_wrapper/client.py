@@ -65,12 +65,18 @@ class ComfyUIClient:
     # --- plain HTTP ----------------------------------------------------------
 
     def _get(self, path: str, timeout: float | None = None) -> Any:
-        response = self.http.get(f"{self.base_url}{path}", timeout=timeout or self.http_timeout_s)
-        response.raise_for_status()
-        return response.json()
+        try:
+            response = self.http.get(f"{self.base_url}{path}", timeout=timeout or self.http_timeout_s)
+            response.raise_for_status()
+            return response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ConnectionLost(f"ComfyUI did not answer GET {path}: {type(exc).__name__}.") from None
 
     def _post(self, path: str, body: dict[str, Any], timeout: float | None = None) -> requests.Response:
-        return self.http.post(f"{self.base_url}{path}", json=body, timeout=timeout or self.http_timeout_s)
+        try:
+            return self.http.post(f"{self.base_url}{path}", json=body, timeout=timeout or self.http_timeout_s)
+        except requests.RequestException as exc:
+            raise ConnectionLost(f"ComfyUI did not answer POST {path}: {type(exc).__name__}.") from None
 
     def system_stats(self) -> dict[str, Any]:
         return self._get("/system_stats")
@@ -185,7 +191,10 @@ class ComfyUIClient:
                 if self._ws is None or not self._ws.connected:
                     if self._finish_from_history(outcome):
                         return outcome
-                    self._try_reconnect()
+                    # The prompt may finish while we reconnect; ComfyUI then sends nothing more,
+                    # so look at the history once the new socket is up.
+                    if self._try_reconnect() and self._finish_from_history(outcome):
+                        return outcome
                 continue
             event_type, data = message
             if data.get("prompt_id") not in (None, prompt_id):
@@ -253,18 +262,20 @@ class ComfyUIClient:
             return None
         return message.get("type", ""), message.get("data") or {}
 
-    def _try_reconnect(self) -> None:
+    def _try_reconnect(self) -> bool:
         try:
             self._ensure_ws()
             log.info("Reconnected to ComfyUI's websocket.")
+            return True
         except (OSError, websocket.WebSocketException):
             self._ws = None
+            return False
 
     def _finish_from_history(self, outcome: RunOutcome) -> bool:
         """Fill ``outcome`` from /history if the prompt has finished; used when the socket dropped."""
         try:
             entry = self.history(outcome.prompt_id)
-        except (requests.RequestException, ValueError):
+        except ConnectionLost:
             return False
         if not entry:
             return False

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .custom_nodes import LOCK_FILE
+from .errors import redact
 from .manifest import WeightSpec
 from .workflow import SeedChange, Workflow
 
@@ -53,8 +54,9 @@ def build_provenance(
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "comfyui": _read_json(comfyui_dir / "comfyui_install.json"),
         "custom_nodes": custom_node_commits(comfyui_dir),
-        "weights": [{"name": s.name, "folder": s.folder, "sha256": sha_for(s), "url": s.url} for s in specs],
-        "weights_by_url": [{"url": url, "name": name} for url, name in url_weights.items()],
+        # provenance.json is made to be shared: URLs lose their query tokens (the user has their own).
+        "weights": [{"name": s.name, "folder": s.folder, "sha256": sha_for(s), "url": redact(s.url)} for s in specs],
+        "weights_by_url": [{"url": redact(url), "name": name} for url, name in url_weights.items()],
         "seeds": [asdict(change) if is_dataclass(change) else change for change in seeds],
         "options": options,
         "workflow": workflow,

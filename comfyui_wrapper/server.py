@@ -17,6 +17,7 @@ import collections
 import enum
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +62,16 @@ def nvidia_driver_version() -> str | None:
         if word.count(".") >= 1 and word.replace(".", "").isdigit():
             return word
     return None
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            process.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
 
 class ComfyUIServer:
@@ -169,8 +180,11 @@ class ComfyUIServer:
                     self.on_log_line(line)
 
     def _wait_ready(self, timeout_s: float) -> None:
+        with requests.Session() as session:
+            self._poll_ready(session, timeout_s)
+
+    def _poll_ready(self, session: requests.Session, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        session = requests.Session()
         delay = 0.02
         while True:
             if self.process is not None and self.process.poll() is not None:
@@ -212,11 +226,13 @@ class ComfyUIServer:
         """terminate -> wait -> kill; always leaves no process behind."""
         process = self.process
         if process is not None and process.poll() is None:
-            process.terminate()
+            # ComfyUI leads its own process group (start_new_session): signal the group so
+            # helpers it started (ffmpeg...) do not outlive it.
+            _signal_group(process, signal.SIGTERM)
             try:
                 process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
                 process.wait(timeout=timeout_s)
         self._join_reader()
         self.state = ServerState.STOPPED

@@ -273,7 +273,8 @@ class WorkflowRunner:
             workflow, fetched = fetch_workflow_urls(workflow, s.input_dir, self.url_policy, self.limits)
             for item in fetched:
                 log.info("Fetched %r into input/%s (%d bytes).", item, item.local_name, item.size)
-            refs = require_inputs(workflow, object_info, s.input_dir)
+            # The plan already checked every input file; only fetched URLs add new references.
+            refs = require_inputs(workflow, object_info, s.input_dir) if fetched else plan.input_refs
             workflow = absolutize_input_paths(workflow, refs)
         weight_refs = plan.weight_refs
         assert weight_refs is not None

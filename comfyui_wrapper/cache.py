@@ -57,6 +57,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
 import tarfile
 import threading
 import time
@@ -660,7 +661,9 @@ class WeightCache:
 
     def _progress(self) -> Callable[[download.Progress], None]:
         """A line when a download starts and every few seconds (bytes, rate, ETA); the end is
-        logged by _download's "ready" line."""
+        logged by _download's "ready" line. On a terminal (the CLI), a tqdm bar instead."""
+        if sys.stderr.isatty():
+            return download.tqdm_progress()
         last = [-PROGRESS_EVERY_S]
 
         def report(p: download.Progress) -> None:

@@ -7,32 +7,18 @@ Everything else lives in comfyui_wrapper/.
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Optional
 
 from cog import BasePredictor, Input, Path
 
 from comfyui_wrapper import RunRequest, Settings, WorkflowRunner
 from comfyui_wrapper.outputs import OUTPUT_FORMATS
-
-
-def _log_to_prediction_logs() -> None:
-    """Cog shows what the worker writes to stdout/stderr in each prediction's logs."""
-    logger = logging.getLogger("comfyui_wrapper")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    # urllib3's debug lines print request paths, query tokens included: keep them out.
-    logging.getLogger("urllib3").setLevel(logging.INFO)
+from comfyui_wrapper.progress import configure_logging
 
 
 class Predictor(BasePredictor):
     def setup(self) -> None:
-        _log_to_prediction_logs()
+        configure_logging()
         self.runner = WorkflowRunner(Settings.from_env())
         self.runner.start()
 

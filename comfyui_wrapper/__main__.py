@@ -18,21 +18,12 @@ from pathlib import Path
 from . import workflow as wf
 from .errors import WrapperError
 from .outputs import OUTPUT_FORMATS
+from .progress import configure_logging
 from .runner import RunRequest, WorkflowRunner
 from .settings import Settings
 from .ui_models import embedded_models
 
 log = logging.getLogger("comfyui_wrapper")
-
-
-def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    log.propagate = False
-    # urllib3's debug lines print request paths, query tokens included: keep them out.
-    logging.getLogger("urllib3").setLevel(logging.INFO)
 
 
 def _read_workflow(value: str) -> str:
@@ -164,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     if args.verbose:
         logging.getLogger("comfyui_wrapper.comfyui").setLevel(logging.DEBUG)
     try:

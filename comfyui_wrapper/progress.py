@@ -8,6 +8,7 @@ time went.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,19 @@ from .client import RunEvent
 from .workflow import Workflow, node_title
 
 log = logging.getLogger("comfyui_wrapper")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Readable lines on stderr: Cog shows the worker's stderr in each prediction's logs,
+    and the CLI keeps stdout for the output paths."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # urllib3's debug lines print request paths, query tokens included: keep them out.
+    logging.getLogger("urllib3").setLevel(logging.INFO)
 
 
 @dataclass

@@ -52,7 +52,7 @@ from .errors import (
     WrapperError,
     redact,
 )
-from .urls import UrlPolicy, check_url, is_http_url, open_url
+from .urls import BodyDeadline, UrlPolicy, check_url, is_http_url, open_url
 
 __all__ = [
     "FetchedUrl", "InputLimits", "InputRef", "PlacedInputs", "absolutize_input_paths",
@@ -425,7 +425,7 @@ def _download(
             content_type = response.headers.get("content-type", "")
             head = b""
             checked = False
-            with partial.open("wb") as handle:
+            with partial.open("wb") as handle, BodyDeadline(response, url, policy):
                 try:
                     for block in response.iter_content(CHUNK):
                         if stop is not None and stop.is_set():

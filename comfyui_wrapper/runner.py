@@ -116,7 +116,8 @@ class WorkflowRunner:
         self.catalogue = NodeCatalogue(settings.comfyui_dir / "node_catalogue.json")
         self.failed_imports: list[ImportFailure] = []
         self._log_mark: int | None = None  # server.log_position() when the current prompt was queued
-        self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s)
+        self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s,
+                                    total_timeout_s=settings.url_total_timeout_s)
         self.limits = InputLimits.from_settings(settings)
 
     def _load_folder_map(self) -> ModelFolderMap | None:

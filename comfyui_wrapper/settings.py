@@ -102,6 +102,7 @@ class Settings:
     max_archive_files: int = 10_000  # CW_MAX_ARCHIVE_FILES
     max_compression_ratio: float = 200.0  # CW_MAX_COMPRESSION_RATIO
     url_timeout_s: float = 30.0  # CW_URL_TIMEOUT
+    url_total_timeout_s: float = 300.0  # CW_URL_TOTAL_TIMEOUT (a whole input download)
 
     @property
     def input_dir(self) -> Path:
@@ -153,6 +154,7 @@ class Settings:
             max_archive_files=_int(env, "CW_MAX_ARCHIVE_FILES", 10_000),
             max_compression_ratio=_float(env, "CW_MAX_COMPRESSION_RATIO", 200.0),
             url_timeout_s=_float(env, "CW_URL_TIMEOUT", 30.0),
+            url_total_timeout_s=_float(env, "CW_URL_TOTAL_TIMEOUT", 300.0),
         )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -34,7 +35,8 @@ class UrlPolicy:
     """What a fetch may reach; ``allow_private`` is for tests and trusted LANs."""
 
     allow_private: bool = False
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # to connect, and between any two reads
+    total_timeout_s: float = 300.0  # for a whole body: a server trickling bytes cannot hold a prediction
 
 
 def is_http_url(value: Any) -> bool:
@@ -130,16 +132,64 @@ def open_url(
     raise DownloadError(f"URL {redact(url)!r} redirected more than {MAX_REDIRECTS} times.", url=url)
 
 
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket under a streaming response (urllib3 -> http.client -> SocketIO), if reachable."""
+    try:
+        sock = response.raw._fp.fp.raw._sock  # type: ignore[union-attr]
+    except AttributeError:
+        return None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class BodyDeadline:
+    """Close a streaming response whose body takes longer than ``policy.total_timeout_s``.
+
+    Read timeouts only bound the gap between two reads, so a server trickling a
+    byte every few seconds could hold a prediction for hours; and a blocked read
+    cannot check a clock itself. A timer closes the connection instead, the read
+    fails, and leaving the block raises one clear DownloadError.
+    """
+
+    def __init__(self, response: requests.Response, url: str, policy: UrlPolicy) -> None:
+        self.url, self.limit, self.expired = url, policy.total_timeout_s, False
+        self._socket = _socket_of(response)
+        self._timer = threading.Timer(policy.total_timeout_s, self._expire, args=(response,))
+        self._timer.daemon = True
+
+    def _expire(self, response: requests.Response) -> None:
+        self.expired = True
+        # Closing a socket does not wake a read blocked on it in another thread; shutting it down does.
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        response.close()
+
+    def __enter__(self) -> "BodyDeadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        if self.expired:
+            raise DownloadError(
+                f"URL {redact(self.url)!r} took longer than {self.limit:g} s to download.",
+                fix="Host the file somewhere faster, or raise CW_URL_TOTAL_TIMEOUT.", url=redact(self.url),
+            ) from None
+
+
 def fetch_text(url: str, policy: UrlPolicy, *, limit: int = 64 * 1024**2, what: str = "workflow_json") -> str:
     """A small UTF-8 document (a workflow given as a URL), fetched under ``policy``."""
     with requests.Session() as session, open_url(session, url, policy) as response:
         if response.status_code != 200:
             raise DownloadError(f"{what} URL {redact(url)!r} answered HTTP {response.status_code}.", url=url)
         body = bytearray()
-        for chunk in response.iter_content(1 << 16):
-            body += chunk
-            if len(body) > limit:
-                raise DownloadError(f"{what} URL {redact(url)!r} is larger than {limit >> 20} MB.", url=url)
+        with BodyDeadline(response, url, policy):
+            for chunk in response.iter_content(1 << 16):
+                body += chunk
+                if len(body) > limit:
+                    raise DownloadError(f"{what} URL {redact(url)!r} is larger than {limit >> 20} MB.", url=url)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:

@@ -454,6 +454,19 @@ def test_a_url_that_never_answers_times_out(site, tmp_path):
     assert list((tmp_path / "input").iterdir()) == []
 
 
+def test_a_url_that_trickles_hits_the_total_time_limit(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "slow.png").write_bytes(MEDIA[".png"]() + bytes(400_000))
+    with serve_directory(tmp_path / "site", rate_limit_bps=100_000) as slow:
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match="took longer than 1 s") as caught:
+            fetch_workflow_urls({"4": load_image(f"{slow.base_url}/slow.png")}, tmp_path / "input",
+                                UrlPolicy(allow_private=True, timeout_s=5, total_timeout_s=1.0), LIMITS)
+        assert time.monotonic() - started < 3.5
+    assert "Node 4" in str(caught.value)
+    assert list((tmp_path / "input").iterdir()) == []
+
+
 @pytest.mark.parametrize("value", ["file:///etc/passwd", "ftp://example.com/cat.png", "file:///tmp/x.png"])
 def test_non_http_schemes_are_refused(tmp_path, value):
     with pytest.raises(UnsafeInputError, match="only http and https") as caught:

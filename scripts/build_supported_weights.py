@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from comfyui_wrapper.manifest import Manifest, WeightSpec  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_file import write_or_check  # noqa: E402
 
 DEFAULT_MANIFEST = REPO_ROOT / "weights_manifest.json"
 DEFAULT_OUTPUT = REPO_ROOT / "supported_weights.md"
@@ -72,17 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with --output instead of writing it")
     args = parser.parse_args(argv)
     text = render(Manifest.load(args.manifest))
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale: run python scripts/build_supported_weights.py", file=sys.stderr)
-            return 1
-        print(f"{args.output} is up to date")
-        return 0
-    args.output.write_text(text)
-    print(f"wrote {args.output}")
-    return 0
-
+    return write_or_check(args.output, text, check=args.check, script="build_supported_weights.py")
 
 if __name__ == "__main__":
     raise SystemExit(main())

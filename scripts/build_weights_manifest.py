@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from comfyui_wrapper.manifest import Manifest, WeightSpec  # noqa: E402
+from generated_file import write_or_check  # noqa: E402
 
 DEFAULT_SOURCE = Path("/work/shared/sources/any-comfyui-workflow-weights.json")
 DEFAULT_OUTPUT = REPO_ROOT / "weights_manifest.json"
@@ -176,19 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     import manager_catalogue  # scripts/, fetches the pinned wheel once
 
     text = render(build(args.source, manager_catalogue.model_list()))
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale: run python scripts/build_weights_manifest.py", file=sys.stderr)
-            return 1
-        print(f"{args.output} is up to date")
-        return 0
-    args.output.write_text(text)
     data = json.loads(text)
     with_mirrors = sum(1 for w in data["weights"] if w["mirrors"])
-    print(f"wrote {args.output}: {len(data['weights'])} weights, {with_mirrors} with mirrors")
-    return 0
-
+    return write_or_check(args.output, text, check=args.check, script="build_weights_manifest.py",
+                          summary=f"{len(data['weights'])} weights, {with_mirrors} with mirrors")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -74,6 +74,7 @@ from .errors import (
 )
 from .manifest import Manifest, WeightSpec
 from .settings import Settings
+from .sizes import human_bytes
 from .urls import UrlPolicy
 
 _logger = logging.getLogger("comfyui_wrapper.cache")
@@ -146,15 +147,6 @@ class _Item:
     @property
     def urls(self) -> list[str]:
         return [self.requested, *self.also] if self.url_dir is not None else []
-
-
-def _human(size: int | None) -> str:
-    if size is None:
-        return "unknown size"
-    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if size >= factor:
-            return f"{size / factor:.2f} {unit}"
-    return f"{size} B"
 
 
 def _hash_file(path: Path) -> str:
@@ -470,7 +462,7 @@ class WeightCache:
         seconds = time.monotonic() - began
         if downloaded:
             rate = transferred / seconds if seconds > 0 else 0.0
-            self.log(f"Weights: {downloaded} downloaded ({_human(transferred)} in {seconds:.1f} s, "
+            self.log(f"Weights: {downloaded} downloaded ({human_bytes(transferred)} in {seconds:.1f} s, "
                      f"{rate / 1e6:.0f} MB/s), {len(hits) + extra_hits} already cached.")
         return EnsureReport(paths, len(hits) + extra_hits, downloaded, transferred, seconds, tuple(evicted), url_names)
 
@@ -632,15 +624,15 @@ class WeightCache:
                 free += record.size
             if budget > 0 and used + need > budget:
                 raise CacheBudgetError(
-                    f"The weights this workflow needs do not fit in the cache budget: {_human(need)} to "
-                    f"download ({self._list(missing)}) plus {_human(pinned)} already cached and used by this "
-                    f"workflow, but CW_WEIGHTS_BUDGET is {_human(budget)}.",
+                    f"The weights this workflow needs do not fit in the cache budget: {human_bytes(need)} to "
+                    f"download ({self._list(missing)}) plus {human_bytes(pinned)} already cached and used by this "
+                    f"workflow, but CW_WEIGHTS_BUDGET is {human_bytes(budget)}.",
                     needed_bytes=need + pinned, budget_bytes=budget,
                 )
             if need_disk > free:
                 raise CacheBudgetError(
-                    f"Not enough disk space in {self.root} for this workflow's weights: {_human(need_disk)} "
-                    f"needed ({self._list(missing)}), {_human(free)} free even after evicting every cached "
+                    f"Not enough disk space in {self.root} for this workflow's weights: {human_bytes(need_disk)} "
+                    f"needed ({self._list(missing)}), {human_bytes(free)} free even after evicting every cached "
                     "weight this workflow does not use.",
                     needed_bytes=need_disk, free_bytes=free,
                 )
@@ -649,12 +641,12 @@ class WeightCache:
                     self._remove_path(self.root / record.key)
                     self._forget(record.key)
                 evicted.append(record.key)
-                self.log(f"Evicted {record.key} ({_human(record.size)}, least recently used) to make room.")
+                self.log(f"Evicted {record.key} ({human_bytes(record.size)}, least recently used) to make room.")
         return evicted
 
     @staticmethod
     def _list(items: list[_Item], limit: int = 5) -> str:
-        shown = ", ".join(f"{item.spec.name} {_human(item.estimate)}" for item in items[:limit])
+        shown = ", ".join(f"{item.spec.name} {human_bytes(item.estimate)}" for item in items[:limit])
         return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
     # --- fetching ---------------------------------------------------------------------------------
@@ -713,7 +705,7 @@ class WeightCache:
                 # Recorded only now: the record is what makes it a hit.
                 self._write_record(spec, url, size, sha256, is_dir)
                 seconds = time.monotonic() - began
-                self.log(f"{spec.key}: ready, {_human(size)} in {seconds:.1f} s "
+                self.log(f"{spec.key}: ready, {human_bytes(size)} in {seconds:.1f} s "
                          f"({transferred / max(seconds, 1e-6) / 1e6:.0f} MB/s).")
                 return spec, transferred
             except (CacheBudgetError, UnsafeInputError):
@@ -763,7 +755,7 @@ class WeightCache:
                 if total > free:
                     raise CacheBudgetError(
                         f"Not enough disk space to extract {spec.key} from {redact(url)}: "
-                        f"{_human(total)} needed, {_human(free)} free.", filename=spec.name, url=redact(url))
+                        f"{human_bytes(total)} needed, {human_bytes(free)} free.", filename=spec.name, url=redact(url))
                 archive.extractall(out, filter="data")
         except tarfile.FilterError as exc:
             raise UnsafeInputError(

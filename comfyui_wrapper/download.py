@@ -68,6 +68,7 @@ import requests
 import urllib3
 
 from .errors import CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError, redact
+from .sizes import human_bytes
 from .urls import MAX_REDIRECTS, UrlPolicy, check_url
 
 log = logging.getLogger(__name__)
@@ -662,7 +663,7 @@ class _Download:
 def _disk_error(exc: OSError, dest: Path, size: int | None) -> WrapperError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return CacheBudgetError(
-            f"The disk is full: {dest.name} ({_human(size)}) does not fit in {dest.parent}.",
+            f"The disk is full: {dest.name} ({human_bytes(size)}) does not fit in {dest.parent}.",
             fix="Free disk space or lower CW_WEIGHTS_BUDGET below the free space, then retry.",
             filename=dest.name, needed_bytes=size,
         )
@@ -672,12 +673,6 @@ def _disk_error(exc: OSError, dest: Path, size: int | None) -> WrapperError:
     )
 
 
-def _human(size: int | None) -> str:
-    if size is None:
-        return "size unknown"
-    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
-
-
 def _reserve(fd: int, dest: Path, size: int) -> None:
     """Claim the disk space up front: a full disk fails now, not at 97 %."""
     if size <= 0:
@@ -685,7 +680,7 @@ def _reserve(fd: int, dest: Path, size: int) -> None:
     free = shutil.disk_usage(dest.parent).free
     if size > free:
         raise CacheBudgetError(
-            f"Not enough disk space for {dest.name}: it needs {_human(size)}, {dest.parent} has {_human(free)} free.",
+            f"Not enough disk space for {dest.name}: it needs {human_bytes(size)}, {dest.parent} has {human_bytes(free)} free.",
             fix="Free disk space or lower CW_WEIGHTS_BUDGET below the free space, then retry.",
             filename=dest.name, needed_bytes=size, free_bytes=free,
         )
@@ -800,7 +795,7 @@ def fetch(
         raise
     final_size, digest, transferred, hint = outcome
     seconds = time.monotonic() - began
-    log.debug("%s: %s in %.1f s from %s", dest.name, _human(final_size), seconds, redact(url))
+    log.debug("%s: %s in %.1f s from %s", dest.name, human_bytes(final_size), seconds, redact(url))
     return FetchResult(
         path=dest, size=final_size, sha256=digest, bytes_transferred=transferred, seconds=seconds, filename_hint=hint,
     )
@@ -856,7 +851,7 @@ def _run(
         hasher = _Hasher(fd, parts, job.cancelled, job.workers_done)
         hasher.start()
         workers = min(connections, -(-total // min_part)) if parallel and total else 1
-        log.debug("%s: %s from %s over %d connection(s)", name, _human(total), redact(first.url), workers)
+        log.debug("%s: %s from %s over %d connection(s)", name, human_bytes(total), redact(first.url), workers)
         job.start(session, first, workers)
         session = first = None  # the first worker owns them now
 

@@ -25,8 +25,9 @@ from .errors import CacheBudgetError, PreflightError, UnknownNodeError, Workflow
 from .inputs import InputRef, check_input_references, missing_inputs_error
 from .manifest import Manifest
 from .node_catalogue import NodeCatalogue
-from .urls import is_http_url
+from .sizes import human_bytes
 from .ui_models import EmbeddedModel
+from .urls import is_http_url
 from .weight_refs import Rewrite, UrlRef, WeightRefs, find_weights
 
 PLAN_SCHEMA_VERSION = 1
@@ -125,7 +126,7 @@ class Plan:
         if self.weights:
             lines.append("Weights:")
             for w in self.weights:
-                size = f", {_human(w.size)}" if w.size else ""
+                size = f", {human_bytes(w.size)}" if w.size else ""
                 hint = f" (did you mean {', '.join(w.suggestions)}?)" if w.suggestions else ""
                 lines.append(f"  - {w.status:8s} {w.folder or '?'}/{w.name}{size} [node {w.node_id} {w.input_name}]{hint}")
         if self.inputs:
@@ -137,10 +138,10 @@ class Plan:
             lines += [f"  - {u.purpose:6s} {u.url} [node {u.node_id} {u.input_name}]" for u in self.urls]
         if self.seeds:
             lines.append("Seeds randomised: " + ", ".join(f"{n}.{i}" for n, i in self.seeds))
-        budget = _human(self.budget_bytes) if self.budget_bytes else "no limit"
+        budget = human_bytes(self.budget_bytes) if self.budget_bytes else "no limit"
         unknown = f" + {self.download_unknown_sizes} of unknown size" if self.download_unknown_sizes else ""
-        lines.append(f"Downloads: {_human(self.download_bytes)}{unknown}; cache budget {budget}; "
-                     f"free disk {_human(self.free_bytes) if self.free_bytes is not None else '?'}")
+        lines.append(f"Downloads: {human_bytes(self.download_bytes)}{unknown}; cache budget {budget}; "
+                     f"free disk {human_bytes(self.free_bytes, '?')}")
         lines.append("Ready to run." if self.can_run else f"Cannot run: {len(self.errors)} problem(s):")
         lines += [f"\n{e}" for e in self.errors]
         return "\n".join(lines)
@@ -191,11 +192,11 @@ def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool 
         # Name the weights (largest first), so the user knows which ones to drop or swap.
         needed = sorted({(w.folder, w.name): w for w in plan.weights if w.status == "download" and w.size}.values(),
                         key=lambda w: -(w.size or 0))
-        listed = ", ".join(f"{w.folder}/{w.name} {_human(w.size)} [node {w.node_id}]" for w in needed[:5])
+        listed = ", ".join(f"{w.folder}/{w.name} {human_bytes(w.size)} [node {w.node_id}]" for w in needed[:5])
         listed += f" and {len(needed) - 5} more" if len(needed) > 5 else ""
         plan.errors.append(CacheBudgetError(
-            f"The weights this workflow still needs ({_human(plan.download_bytes)}: {listed}) exceed the cache "
-            f"budget ({_human(plan.budget_bytes)}).",
+            f"The weights this workflow still needs ({human_bytes(plan.download_bytes)}: {listed}) exceed the cache "
+            f"budget ({human_bytes(plan.budget_bytes)}).",
             needed_bytes=plan.download_bytes, budget_bytes=plan.budget_bytes,
         ))
     return plan
@@ -294,14 +295,3 @@ def _problem_dict(problem: NodeProblem) -> dict[str, Any]:
     data = asdict(problem) if hasattr(problem, "__dataclass_fields__") else dict(vars(problem))
     return {key: (list(value) if isinstance(value, tuple) else value) for key, value in data.items()
             if isinstance(value, (str, int, float, bool, list, tuple, type(None)))}
-
-
-def _human(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"

@@ -22,6 +22,7 @@ import requests
 import websocket
 
 from .errors import PredictionTimeoutError, PromptValidationError, WrapperError
+from .workflow import node_title
 
 log = logging.getLogger("comfyui_wrapper.client")
 
@@ -291,13 +292,6 @@ class ComfyUIClient:
         return True
 
 
-def _title(prompt: dict[str, Any], node_id: str) -> str:
-    node = prompt.get(node_id) if isinstance(prompt, dict) else None
-    if isinstance(node, dict):
-        return ((node.get("_meta") or {}).get("title")) or str(node.get("class_type", "?"))
-    return "?"
-
-
 def validation_error(payload: dict[str, Any], prompt: dict[str, Any]) -> PromptValidationError:
     """Turn ComfyUI's 400 body into one message that names every failing node and input."""
     error = payload.get("error") or {}
@@ -308,7 +302,7 @@ def validation_error(payload: dict[str, Any], prompt: dict[str, Any]) -> PromptV
         for item in info.get("errors", []):
             extra = item.get("extra_info") or {}
             input_name = extra.get("input_name")
-            where = f"node {node_id} ({class_type}, \"{_title(prompt, node_id)}\")"
+            where = f"node {node_id} ({class_type}, \"{node_title(prompt, node_id)}\")"
             if input_name:
                 where += f", input '{input_name}'"
             reason = item.get("details") or item.get("message") or item.get("type", "invalid")

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import ManifestError, UnknownNodeError
 from .node_catalogue import NodeCatalogue, Provider, normalize_repo
+from .workflow import node_order_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = REPO_ROOT / "custom_nodes.json"
@@ -292,10 +293,6 @@ _FIXES = {
 }
 
 
-def _node_sort_key(node_id: str) -> tuple[int, int | str]:
-    return (0, int(node_id)) if node_id.isdigit() else (1, node_id)
-
-
 def _title(node: Mapping[str, Any]) -> str | None:
     meta = node.get("_meta")
     title = meta.get("title") if isinstance(meta, Mapping) else None
@@ -400,7 +397,7 @@ def find_node_problems(
     unsupported = {cls: (p, reason) for p in packs for cls, reason in p.unsupported_nodes.items()}
     diagnoser: _Diagnoser | None = None
     problems: list[NodeProblem] = []
-    for node_id in sorted((str(k) for k in workflow), key=_node_sort_key):
+    for node_id in sorted((str(k) for k in workflow), key=node_order_key):
         node = workflow.get(node_id)
         if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
             continue  # workflow.py reports malformed nodes

@@ -179,10 +179,7 @@ def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool 
     _plan_weights(plan, known, ctx)
     _plan_inputs(plan, known, ctx)
     if randomise_seeds:
-        plan.seeds = [(nid, name) for nid in sorted(workflow, key=wf.node_order_key)
-                      for name in wf.SEED_INPUTS
-                      if isinstance(workflow[nid].get("inputs", {}).get(name), int)
-                      and not isinstance(workflow[nid]["inputs"][name], bool)]
+        plan.seeds = wf.literal_seeds(workflow)
     if ctx.weights_dir is not None:
         probe = ctx.weights_dir if ctx.weights_dir.exists() else ctx.weights_dir.parent
         while not probe.exists():

@@ -193,18 +193,25 @@ def randomise_seeds(
     rng = rng or random.SystemRandom()
     result = copy.deepcopy(workflow)
     changes: list[SeedChange] = []
-    for node_id in sorted(result, key=node_order_key):
-        node = result[node_id]
-        inputs = node.get("inputs", {})
+    for node_id, name in literal_seeds(result):
+        inputs = result[node_id]["inputs"]
+        low, high = seed_range(object_info, result[node_id].get("class_type", ""), name)
+        new = rng.randint(low, high)
+        changes.append(SeedChange(node_id, name, inputs[name], new))
+        inputs[name] = new
+    return result, changes
+
+
+def literal_seeds(workflow: Workflow) -> list[tuple[str, str]]:
+    """(node id, input name) of every seed input holding a number (not a link), in node order."""
+    found = []
+    for node_id in sorted(workflow, key=node_order_key):
+        inputs = workflow[node_id].get("inputs", {})
         for name in SEED_INPUTS:
             value = inputs.get(name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                continue
-            low, high = seed_range(object_info, node.get("class_type", ""), name)
-            new = rng.randint(low, high)
-            inputs[name] = new
-            changes.append(SeedChange(node_id, name, value, new))
-    return result, changes
+            if isinstance(value, int) and not isinstance(value, bool):
+                found.append((node_id, name))
+    return found
 
 
 def seed_range(object_info: dict[str, Any], class_type: str, input_name: str) -> tuple[int, int]:

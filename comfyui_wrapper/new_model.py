@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
 import keyword
 import math
@@ -553,7 +554,7 @@ def write_schema(project: Path) -> None:
         writer = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(writer)
         text = writer.render()
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(io.StringIO()):  # its "wrote <staging path>" line would mislead
             writer.write_or_check(project / ".cog" / "openapi_schema.json", text, check=False,
                                   script="write_openapi_schema.py")
     except Exception as exc:  # noqa: BLE001 - any failure: the inputs made a predict.py Cog cannot read

@@ -360,7 +360,7 @@ def render_predict(inputs: Sequence[ModelInput], *, randomise_default: bool, sou
     ]
     exposed = "\n".join(f"    {item.name!r}: ({item.node_id!r}, {item.input_name!r}, {item.kind!r})," for item in inputs)
     values = ", ".join(f"{item.name!r}: {item.name}" for item in inputs)
-    return _PREDICT_TEMPLATE.format(source=source.replace('"', "'"), exposed=exposed, params="\n".join(params),
+    return _PREDICT_TEMPLATE.format(source=_plain_name(source), exposed=exposed, params="\n".join(params),
                                     values=values)
 
 
@@ -426,7 +426,7 @@ def render_readme(name: str, inputs: Sequence[ModelInput], weights: Sequence[dic
              "scripts/cog_build.sh -t my-model" if bake else "scripts/cog_build.sh -t my-model")
     return f"""# {name}
 
-A Cog model for one ComfyUI workflow, made with `python -m comfyui_wrapper new-model` from `{source}`.
+A Cog model for one ComfyUI workflow, made with `python -m comfyui_wrapper new-model` from `{_plain_name(source)}`.
 The workflow (API format) is `{WORKFLOW_FILE}`; `predict.py` sets the inputs below in it and runs it
 with the same runner as the any-comfyui-workflow model.
 
@@ -473,6 +473,11 @@ print(output)
 `.cog/openapi_schema.json` is written from `predict.py` by `scripts/write_openapi_schema.py`; run it again
 after editing predict.py.
 """
+
+
+def _plain_name(text: str) -> str:
+    """A file name safe inside a docstring and Markdown (no quotes, backslashes or backticks)."""
+    return re.sub(r"[^\w .,()+-]", "_", text)[:120]
 
 
 def _md(text: str) -> str:

@@ -369,6 +369,21 @@ def test_example_model_under_cog(tmp_path, capsys):
 
 
 @pytest.mark.e2e
+def test_ui_format_model_under_cog(tmp_path, capsys, full_info):
+    status, out = generate(tmp_path, ui_workflow(tmp_path), object_info=full_info)
+    assert status == 0, capsys.readouterr().err
+    props, _ = schema_inputs(out)
+    with local_cdn(tmp_path / "cdn") as (control, manifest):
+        with cog_server(tmp_path / "cog", env=model_env(tmp_path, manifest), root=out) as server:
+            assert server.health()["status"] == "READY", server.log()[-3000:]
+            small = {k: v for k, v in {"width": 64, "height": 64, "steps": 1}.items() if k in props}
+            body = server.post({**small, "prompt": "a lighthouse", "output_format": "png"}).json()
+            assert body["status"] == "succeeded", body.get("error")
+            assert control.requests[f"/direct/{EXAMPLE_CHECKPOINT}"] >= 1
+            assert body["metrics"]["weights_downloaded"] == 0
+
+
+@pytest.mark.e2e
 def test_loadimage_model_under_cog_uses_the_uploaded_image(tmp_path, capsys, full_info):
     workflow = tmp_path / "invert.json"
     workflow.write_text(json.dumps(INVERT_WORKFLOW))

@@ -400,3 +400,47 @@ def test_loadimage_model_under_cog_uses_the_uploaded_image(tmp_path, capsys, ful
             "the output is the uploaded photo, inverted"
         missing = server.post({"output_format": "png"})
         assert missing.status_code == 422
+
+
+def test_weights_given_by_url_are_listed_and_fetched_once(tmp_path, capsys):
+    """A loader given a URL: weights.json lists it, and setup's fetch downloads it once (local CDN)."""
+    from comfyui_wrapper.cache import WeightCache
+    from comfyui_wrapper.manifest import Manifest
+    from comfyui_wrapper.model_runtime import fetch_listed_weights
+    from tests.conftest import base_settings
+
+    with local_cdn(tmp_path / "cdn") as (control, manifest_path):
+        url = f"{control.base_url}/direct/{EXAMPLE_CHECKPOINT}"
+        workflow = example_workflow()
+        workflow["4"]["inputs"]["ckpt_name"] = url
+        path = tmp_path / "by_url.json"
+        path.write_text(json.dumps(workflow))
+        status, out = generate(tmp_path, path, *EXAMPLE_FLAGS)
+        assert status == 0, capsys.readouterr().err
+        listing = json.loads((out / "weights.json").read_text())
+        assert listing == {"weights": [], "urls": [{"url": url, "folder": "checkpoints"}]}
+        assert json.loads((out / "workflow_api.json").read_text())["4"]["inputs"]["ckpt_name"] == url
+        manifest = Manifest.load(manifest_path)
+        cache = WeightCache(base_settings(tmp_path / "run"), manifest)
+        try:
+            first = fetch_listed_weights(cache, manifest, out / "weights.json")
+            again = fetch_listed_weights(cache, manifest, out / "weights.json")
+        finally:
+            cache.close()
+        assert (first.downloaded, again.downloaded, again.hits) == (1, 0, 1)
+        assert control.requests[f"/direct/{EXAMPLE_CHECKPOINT}"] >= 1
+
+
+def test_model_runtime_sets_values_and_file_names():
+    from comfyui_wrapper.errors import WorkflowError
+    from comfyui_wrapper.model_runtime import Exposed, WorkflowModel, input_file_name
+
+    model = WorkflowModel.__new__(WorkflowModel)  # the pure part needs no settings or ComfyUI
+    model.workflow = json.loads(json.dumps(INVERT_WORKFLOW))
+    model.exposed = {"photo": Exposed("1", "image", "path")}
+    changed = model.workflow_with({"photo": "/tmp/x.png"}, {"photo": "photo.png"})
+    assert changed["1"]["inputs"]["image"] == "photo.png" and model.workflow["1"]["inputs"]["image"] == "example.png"
+    with pytest.raises(WorkflowError, match="Unknown input"):
+        model.workflow_with({"nope": 1})
+    assert input_file_name("photo", Path("/tmp/tmpab12photo.JPG")) == "photo.jpg"
+    assert input_file_name("photo", Path("/tmp/weird.p$g")) == "photo"

@@ -191,10 +191,12 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
         if value is None:
             raise _no_value(flag, workflow)
         default = int(value) if py_type == "int" else float(value)
-        low, high = options.get("min"), options.get("max")
         cast = int if py_type == "int" else float
+        low = cast(options["min"]) if _finite(options.get("min")) else None
+        high = cast(options["max"]) if _finite(options.get("max")) else None
+        # The range always admits the default: a request that leaves the input out must validate.
         return ModelInput(flag.name, flag.node_id, flag.input_name, py_type, _one_line(description), default,
-                          ge=cast(low) if _finite(low) else None, le=cast(high) if _finite(high) else None)
+                          ge=None if low is None else min(low, default), le=None if high is None else max(high, default))
     if kind == "BOOLEAN":
         return _plain(flag, description, bool(value) if value is not None else False, "bool")
     if kind == "STRING":
@@ -348,7 +350,7 @@ def render_predict(inputs: Sequence[ModelInput], *, randomise_default: bool, sou
         if item.le is not None:
             args.append(f"le={_literal(item.le)}")
         params.append(f"        {item.name}: {item.py_type} = Input({', '.join(args)}),")
-    seed_note = ("Give every literal seed, exposed ones included, a new random value (the values used are in the logs)."
+    seed_note = ("Give every seed in the workflow a new random value (the values used are in the logs)."
                  if randomise_default else
                  "Replace the seeds (the exposed one included) with random values; off, the seed input is used as given.")
     params += [

@@ -38,6 +38,8 @@ from typing import Any, Callable, Mapping, Sequence
 from . import workflow as wf
 from .custom_nodes import PackSpec, nodes_by_pack
 from .errors import MissingInputError, ModelInputError
+# One definition of an upload-style input (the frontend's upload button), shared with input checking.
+from .inputs import _is_upload_input as is_upload_input
 from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE
 from .node_catalogue import NodeCatalogue
 from .outputs import OUTPUT_FORMATS
@@ -47,7 +49,6 @@ from .weight_refs import apply_rewrites
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE_DIR.parent
 STANDARD_INPUTS = ("output_format", "output_quality", "randomise_seeds")
-UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
 # What a generated model needs from the checkout, copied as it is at generation time.
 COPIED = ("comfyui_wrapper", "scripts", "requirements", "cog.yaml", "weights_manifest.json", ".dockerignore")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -175,7 +176,7 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     title = wf.node_title(workflow, flag.node_id)
     description = flag.description or _built_description(flag.input_name, title, flag.node_id, options)
     kind = spec[0] if spec else None
-    if any(options.get(key) for key in UPLOAD_FLAGS):
+    if is_upload_input(options):
         return ModelInput(flag.name, flag.node_id, flag.input_name, "Path", _one_line(description))
     if isinstance(kind, list) or kind == "COMBO":
         choices = list(kind) if isinstance(kind, list) else list(options.get("options") or [])
@@ -290,7 +291,7 @@ def suggest_inputs(workflow: wf.Workflow, object_info: Mapping[str, Any]) -> lis
         for name in workflow[node_id].get("inputs", {}):
             spec = _input_spec(object_info, class_type, name) or []
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            if any(options.get(key) for key in UPLOAD_FLAGS) and literal(node_id, name):
+            if is_upload_input(options) and literal(node_id, name):
                 found.append(("video" if options.get("video_upload") else
                               "audio" if options.get("audio_upload") else "image", node_id, name))
         if "Latent" in class_type:

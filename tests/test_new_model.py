@@ -19,7 +19,7 @@ from PIL import Image
 
 from comfyui_wrapper import new_model
 from comfyui_wrapper.__main__ import main
-from comfyui_wrapper.errors import ModelInputError, WrapperError
+from comfyui_wrapper.errors import ModelInputError
 from comfyui_wrapper.workflow import EXAMPLE_WORKFLOW
 from tests.support.cog_server import cog_server
 from tests.support.weights_cdn import EXAMPLE_CHECKPOINT, local_cdn

@@ -460,12 +460,12 @@ print(output)
 
 {chr(10).join(weight_lines) or "None."}
 
-{"They are fetched at build time (`bake_weights.py`) and travel in the image." if bake else
+{"" if not weight_lines else "They are fetched at build time (`bake_weights.py`) and travel in the image." if bake else
  "`setup()` fetches them (in parallel, verified) before the first prediction, so predictions download nothing."}
 
 ## Custom node packs
 
-{", ".join(packs) or "None: the workflow uses only ComfyUI's own nodes."} (`custom_nodes.json`).
+{(", ".join(packs) + " (`custom_nodes.json`).") if packs else "None: the workflow uses only ComfyUI's own nodes."}
 
 ## Build
 

@@ -216,3 +216,15 @@ class PreflightError(WrapperError, ValueError):
     """Several kinds of problem found before running; ``errors`` holds each one."""
 
     default_fix = "Fix each problem listed above; they are all reported at once."
+
+
+# --- new-model ------------------------------------------------------------------
+
+
+class ModelInputError(WrapperError, ValueError):
+    """A --input given to new-model cannot be exposed as a typed model input."""
+
+    default_fix = (
+        "Use --input NAME=NODE_ID.INPUT[:description] with a Python identifier as NAME and a literal "
+        "input of a node in the workflow; run new-model without --input to see suggestions."
+    )

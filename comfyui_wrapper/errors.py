@@ -25,6 +25,33 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
+# Bidirectional overrides and isolates reorder what a terminal shows (a name can
+# display as something it is not); str.isprintable() lets them through.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(value: object, limit: int = 300) -> str:
+    """``value`` as one line of plain text: the only way user-chosen text reaches a log or message.
+
+    Node ids, titles, archive entry names, filename prefixes and returned file
+    names are the user's; written raw, a newline forges a log line
+    ("Output: /etc/shadow") and an ANSI escape rewrites the terminal. Every
+    character that is not printable (controls, newlines, escapes, bidi
+    overrides, unpaired surrogates) becomes its backslash escape, and very long
+    values are cut with a marker, so the result is exactly one visible line.
+    """
+    text = str(value)
+    cut = len(text) > limit
+    text = text[:limit]
+    out = []
+    for char in text:
+        if char.isprintable() and char not in _BIDI and not 0xD800 <= ord(char) <= 0xDFFF:
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii") if ord(char) > 0xFF else repr(char)[1:-1])
+    return "".join(out) + ("...[cut]" if cut else "")
+
+
 class WrapperError(Exception):
     """Base of every error the wrapper raises on purpose."""
 

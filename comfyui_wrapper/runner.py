@@ -203,6 +203,7 @@ class WorkflowRunner:
             object_info=object_info, manifest=self.manifest, folder_for=folder_for, on_disk=self._on_disk,
             cached_names=self.cache.cached_names, packs=self.packs, catalogue=self.catalogue,
             failed_imports=self.failed_imports, input_dir=self.settings.input_dir,
+            output_dir=self.settings.output_dir, temp_dir=self.settings.temp_dir,
             weights_dir=self.settings.weights_dir, budget_bytes=self.settings.weights_budget_bytes,
             embedded_models=tuple(embedded),
         )

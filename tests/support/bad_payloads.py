@@ -13,9 +13,13 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
+
+from comfyui_wrapper.errors import UnsafeInputError, WorkflowError
 
 MEMBER = "photos/a.png"  # what the archive workflows load
 
@@ -104,3 +108,101 @@ def big_png(path: Path, size: int) -> Path:
         handle.write(head)
         handle.truncate(size)
     return path
+
+
+# --- the table of hostile cases -----------------------------------------------------------------
+#
+# One row per attack: what is tried, what is sent, and the refusal expected. The row shape is the
+# one tests/support/hostile_urls.py uses for URL attacks, so the two tables read (and merge) as one.
+# ``payload`` is data, or a callable that builds it (given a folder). ``where`` says which test
+# drives the row: "unit" (tests/test_inputs_hostile.py, no ComfyUI) or "e2e" (the bad-input
+# matrix in tests/test_bad_inputs.py, which holds the first 44 rows, by its own ids).
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    attack: str  # short id: what the attacker tries
+    payload: Any  # what is sent
+    error: type  # the WrapperError subclass expected, exactly
+    where: str = "unit"
+    note: str = ""
+
+
+def node(class_type: str, **inputs: Any) -> dict:
+    """A one-node workflow: enough for the path check, which looks at values only."""
+    return {"1": {"class_type": class_type, "inputs": inputs}}
+
+
+def nested_list(depth: int) -> list:
+    value: list = ["x.png"]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _load3d(image: str) -> dict:
+    return node("Load3D", model_file="cube.glb", image={"image": image, "mask": "m.png", "normal": "n.png"},
+                width=64, height=64)
+
+
+# Each payload is a workflow; every row must be refused by the path check before queueing.
+HOSTILE_PATHS: list[HostileCase] = [
+    # reading outside input/ (item 5)
+    HostileCase("load-absolute", node("LoadImage", image="/etc/passwd"), UnsafeInputError),
+    HostileCase("load-absolute-output-annotation", node("LoadImage", image="/etc/passwd [output]"), UnsafeInputError),
+    HostileCase("load-dotdot-output-annotation", node("LoadImage", image="../../etc/passwd [output]"),
+                UnsafeInputError),
+    HostileCase("load-dotdot-temp-annotation", node("LoadImageMask", image="../x.png [temp]", channel="alpha"),
+                UnsafeInputError),
+    HostileCase("load-output-node-dotdot", node("LoadImageOutput", image="../../.cache/weights/x.png [output]"),
+                UnsafeInputError),
+    HostileCase("load-backslash-dotdot", node("LoadAudio", audio="..\\..\\secret.wav"), UnsafeInputError),
+    HostileCase("load3d-dict-absolute", _load3d("/root/.ssh/id_rsa"), UnsafeInputError),
+    HostileCase("load3d-dict-dotdot-annotated", _load3d("../../../etc/hostname [temp]"), UnsafeInputError),
+    HostileCase("load3d-model-dotdot", node("Load3D", model_file="../../x.glb", image={}), UnsafeInputError),
+    HostileCase("list-value-absolute", node("CWPackLoader", paths=["ok.png", ["/etc/shadow"]]), UnsafeInputError),
+    HostileCase("pack-node-path-input", node("SomePackLoadFromPath", path="/proc/self/environ"), UnsafeInputError),
+    HostileCase("home-tilde", node("SomePackLoadFromPath", path="~/.netrc"), UnsafeInputError),
+    HostileCase("drive-letter", node("LoadImage", image="C:\\Windows\\win.ini"), UnsafeInputError),
+    HostileCase("nul-byte", node("LoadImage", image="a.png\x00.txt"), UnsafeInputError),
+    HostileCase("file-url-any-input", node("SomePackLoadFromPath", path="file:///etc/passwd"), UnsafeInputError),
+    # device files (item 6): refused as absolute before anything opens them
+    HostileCase("dev-zero-output", node("LoadImage", image="/dev/zero [output]"), UnsafeInputError),
+    HostileCase("dev-zero-mask", node("LoadImageMask", image="/dev/zero", channel="alpha"), UnsafeInputError),
+    HostileCase("dev-urandom-audio", node("LoadAudio", audio="/dev/urandom"), UnsafeInputError),
+    HostileCase("dev-zero-latent", node("LoadLatent", latent="../../../../dev/zero"), UnsafeInputError),
+    # writing outside output/ (item 3)
+    HostileCase("dataset-save-absolute", node("SaveImageDataSetToFolder", images=["2", 0], folder_name="/tmp/x",
+                                              filename_prefix="image"), UnsafeInputError),
+    HostileCase("dataset-save-dotdot", node("SaveImageDataSetToFolder", images=["2", 0],
+                                            folder_name="../../.cache/weights/loras", filename_prefix="image"),
+                UnsafeInputError),
+    HostileCase("text-dataset-save-dotdot", node("SaveImageTextDataSetToFolder", images=["2", 0], texts=["3", 0],
+                                                 folder_name="../input", filename_prefix="x"), UnsafeInputError),
+    HostileCase("save-prefix-dotdot", node("SaveImage", images=["2", 0], filename_prefix="../../evil"),
+                UnsafeInputError),
+    HostileCase("save-prefix-absolute", node("SaveImage", images=["2", 0], filename_prefix="/src/predict"),
+                UnsafeInputError),
+    HostileCase("pack-save-output-path", node("SomePackSaver", images=["2", 0], output_path="/etc/cron.d"),
+                UnsafeInputError),
+    # nesting (item 12)
+    HostileCase("value-nested-deep", node("SomePack", data=nested_list(100)), WorkflowError),
+]
+
+# Values that look a little like paths and must still pass (the check's false-positive guard).
+ALLOWED_PATHS: list[HostileCase] = [
+    HostileCase("relative-subfolder", node("LoadImage", image="photos/a.png"), type(None)),
+    HostileCase("output-annotated-relative", node("LoadImageOutput", image="ComfyUI_00001_.png [output]"), type(None)),
+    HostileCase("prefix-with-folder", node("SaveImage", images=["2", 0], filename_prefix="videos/%date:yyyy%/x"),
+                type(None)),
+    HostileCase("ellipsis-text", node("SomePack", text="wait... what.. ok"), type(None)),
+    HostileCase("url", node("LoadImage", image="https://example.com/a/../b.png"), type(None)),
+    HostileCase("multiline-prompt", node("CLIPTextEncode", clip=["4", 1], text="a ../../ map of /etc/passwd"),
+                type(None)),
+    HostileCase("link", node("SaveImage", images=["2", 0], filename_prefix="ComfyUI"), type(None)),
+]
+
+
+def deep_json(depth: int = 100_000) -> str:
+    """A workflow_json nested ``depth`` levels: past the JSON parser's own recursion limit."""
+    return '{"1": ' + "[" * depth + "]" * depth + "}"

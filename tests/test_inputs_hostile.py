@@ -1,0 +1,147 @@
+"""The hostile-path table (tests/support/bad_payloads.py), driven row by row, no ComfyUI.
+
+Every row must be refused by the plan before anything is queued, with the exact
+error class, naming node and input, and without saying whether a path outside
+our folders exists.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from comfyui_wrapper import workflow as wf
+from comfyui_wrapper.errors import UnsafeInputError, WorkflowError
+from comfyui_wrapper.workflow_paths import PathRoots, check_workflow_paths
+from tests.support import bad_payloads as bad
+
+CLIP_INFO = {"CLIPTextEncode": {"input": {"required": {"text": ["STRING", {"multiline": True}]}}}}
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> PathRoots:
+    made = PathRoots(tmp_path / "input", tmp_path / "output", tmp_path / "temp")
+    for folder in made.all():
+        folder.mkdir()
+    return made
+
+
+@pytest.mark.parametrize("case", bad.HOSTILE_PATHS, ids=[c.attack for c in bad.HOSTILE_PATHS])
+def test_hostile_path_is_refused(case: bad.HostileCase, roots: PathRoots) -> None:
+    with pytest.raises(case.error) as caught:
+        check_workflow_paths(case.payload, roots, CLIP_INFO)
+    assert type(caught.value) is case.error
+    message = str(caught.value)
+    assert "Node 1" in message and "How to fix:" in message
+    assert "\x00" not in message
+
+
+@pytest.mark.parametrize("case", bad.ALLOWED_PATHS, ids=[c.attack for c in bad.ALLOWED_PATHS])
+def test_ordinary_values_pass(case: bad.HostileCase, roots: PathRoots) -> None:
+    check_workflow_paths(case.payload, roots, CLIP_INFO)
+
+
+def test_absolute_path_inside_input_is_allowed(roots: PathRoots) -> None:
+    (roots.input / "a.png").write_bytes(b"x")
+    check_workflow_paths(bad.node("LoadImage", image=str(roots.input / "a.png")), roots)
+
+
+def test_messages_do_not_tell_whether_an_outside_path_exists(roots: PathRoots, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    messages = []
+    for target in (secret, tmp_path / "absent.txt"):
+        for value in (str(target), f"../{target.name} [output]"):
+            with pytest.raises(UnsafeInputError) as caught:
+                check_workflow_paths(bad.node("LoadImage", image=value), roots)
+            messages.append(str(caught.value).replace(target.name, "NAME"))
+    assert messages[0] == messages[2] and messages[1] == messages[3]
+
+
+def test_symlink_in_input_leading_out_is_refused(roots: PathRoots, tmp_path: Path) -> None:
+    (tmp_path / "outside.png").write_bytes(b"x")
+    (roots.input / "link.png").symlink_to(tmp_path / "outside.png")
+    with pytest.raises(UnsafeInputError, match="through a link"):
+        check_workflow_paths(bad.node("LoadImage", image="link.png"), roots)
+
+
+def test_symlink_to_a_device_is_refused(roots: PathRoots) -> None:
+    (roots.output / "zero.png").symlink_to("/dev/zero")
+    with pytest.raises(UnsafeInputError):
+        check_workflow_paths(bad.node("LoadImage", image="zero.png [output]"), roots)
+
+
+def test_fifo_and_socket_in_input_are_refused(roots: PathRoots) -> None:
+    os.mkfifo(roots.input / "pipe.png")
+    with pytest.raises(UnsafeInputError, match="not a regular file"):
+        check_workflow_paths(bad.node("LoadImage", image="pipe.png"), roots)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(roots.temp / "s.png"))
+        with pytest.raises(UnsafeInputError, match="not a regular file"):
+            check_workflow_paths(bad.node("LoadImage", image="s.png [temp]"), roots)
+    finally:
+        sock.close()
+
+
+def test_control_characters_are_escaped_in_the_message(roots: PathRoots) -> None:
+    workflow = {"1\nOutput: /etc/shadow": {"class_type": "LoadImage\x1b[2J", "inputs": {"image": "/x\n\x1b[31m"}}}
+    with pytest.raises(UnsafeInputError) as caught:
+        check_workflow_paths(workflow, roots)
+    message = str(caught.value)
+    assert "\x1b" not in message and "\nOutput" not in message
+    assert "\\x1b" in message
+
+
+def test_workflow_nested_100k_levels_is_a_typed_error() -> None:
+    with pytest.raises(WorkflowError, match="nested more than"):
+        wf.parse_workflow(bad.deep_json())
+    with pytest.raises(WorkflowError, match="nested more than"):
+        wf.parse_workflow(bad.deep_json(200))
+
+
+def test_no_false_positive_on_the_201_oracle_workflows(tmp_path: Path) -> None:
+    """Real exported workflows (ComfyUI's templates and the UI cases) all pass the path check."""
+    import gzip
+    import json
+
+    oracle = Path(__file__).parent / "fixtures" / "ui_oracle"
+    object_info = json.loads(gzip.open(oracle / "object_info.json.gz").read())
+    roots = PathRoots(tmp_path / "input", tmp_path / "output", tmp_path / "temp")
+    checked = 0
+    for path in sorted((oracle / "expected").glob("*.json")):
+        api = json.loads(path.read_text()).get("output")
+        if isinstance(api, dict):
+            check_workflow_paths(api, roots, object_info)
+            checked += 1
+    assert checked > 150
+
+
+def test_the_plan_refuses_before_anything_else(tmp_path: Path) -> None:
+    """Through make_plan: the one error is the UnsafeInputError (no disk lookups, no weight plan)."""
+    import gzip
+    import json
+
+    from comfyui_wrapper.manifest import Manifest
+    from comfyui_wrapper.plan import PlanContext, make_plan
+    from comfyui_wrapper.settings import REPO_ROOT
+    from comfyui_wrapper.weight_refs import core_folder_for
+
+    oracle = Path(__file__).parent / "fixtures" / "ui_oracle"
+    object_info = json.loads(gzip.open(oracle / "object_info.json.gz").read())
+    ctx = PlanContext(object_info=object_info, manifest=Manifest.load(REPO_ROOT / "weights_manifest.json"),
+                      folder_for=core_folder_for, on_disk=lambda name: False, cached_names=lambda specs: set(),
+                      input_dir=tmp_path / "input")
+    workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "/dev/zero [output]"}},
+                "2": {"class_type": "SaveImageDataSetToFolder",
+                      "inputs": {"images": ["1", 0], "folder_name": "../../x", "filename_prefix": "i"}}}
+    plan = make_plan(workflow, ctx)
+    with pytest.raises(UnsafeInputError, match="Node 1 .LoadImage., input 'image'"):
+        plan.raise_for_problems()
+    del workflow["1"]
+    workflow["2"]["inputs"]["images"] = ["3", 0]
+    with pytest.raises(UnsafeInputError, match="folder_name"):
+        make_plan(workflow, ctx).raise_for_problems()

@@ -145,3 +145,18 @@ def test_the_plan_refuses_before_anything_else(tmp_path: Path) -> None:
     workflow["2"]["inputs"]["images"] = ["3", 0]
     with pytest.raises(UnsafeInputError, match="folder_name"):
         make_plan(workflow, ctx).raise_for_problems()
+
+
+@pytest.mark.parametrize("case", bad.HOSTILE_ARCHIVES, ids=[c.attack for c in bad.HOSTILE_ARCHIVES])
+def test_hostile_archive_is_refused(case: bad.HostileCase, tmp_path: Path) -> None:
+    from comfyui_wrapper.archives import InputLimits, extract_archive
+
+    source = tmp_path / "src"
+    source.mkdir()
+    archive = case.payload(source)
+    target = tmp_path / "runtime" / "input"
+    with pytest.raises(case.error) as caught:
+        extract_archive(archive, target, InputLimits(**bad.ARCHIVE_LIMITS))
+    assert type(caught.value) is case.error
+    assert not target.exists() or not any(target.iterdir())
+    assert sorted(p.name for p in target.parent.iterdir()) in ([], ["input"])  # no staging left

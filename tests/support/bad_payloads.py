@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from comfyui_wrapper.errors import UnsafeInputError, WorkflowError
+from comfyui_wrapper.errors import InputFileError, InputTooLargeError, UnsafeInputError, WorkflowError
 
 MEMBER = "photos/a.png"  # what the archive workflows load
 
@@ -206,3 +206,89 @@ ALLOWED_PATHS: list[HostileCase] = [
 def deep_json(depth: int = 100_000) -> str:
     """A workflow_json nested ``depth`` levels: past the JSON parser's own recursion limit."""
     return '{"1": ' + "[" * depth + "]" * depth + "}"
+
+
+# --- archive bombs of the second kind -------------------------------------------------------------
+
+
+def tar_skip_bomb(folder: Path, declared: int = 32 * 1024**2) -> Path:
+    """A .tar.gz whose only big member is clutter (``__MACOSX/``): skipped, yet decompressed to pass it."""
+    path = folder / "skipbomb.tar.gz"
+    image = png_bytes()
+    with tarfile.open(path, "w:gz", compresslevel=9) as archive:
+        info = tarfile.TarInfo(MEMBER)
+        info.size = len(image)
+        archive.addfile(info, io.BytesIO(image))
+        junk = tarfile.TarInfo("__MACOSX/photos/._zeros")
+        junk.size = declared
+        archive.addfile(junk, _Zeros(declared))
+    return path
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced as read (no allocation of the whole)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def zip_deep_entry(folder: Path, depth: int = 2000) -> Path:
+    path = folder / "deep.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MEMBER, png_bytes())
+        archive.writestr("d/" * depth + "x.png", png_bytes())
+    return path
+
+
+def zip_many_entries(folder: Path, count: int = 500_000) -> Path:
+    """A real zip (stored, empty members, zip64 end records) listing ``count`` entries, written fast."""
+    import struct
+    import zlib
+
+    path = folder / "many.zip"
+    local = bytearray()
+    central = bytearray()
+    crc = zlib.crc32(b"")
+    for index in range(count):
+        name = f"f{index}.png".encode()
+        offset = len(local)
+        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, 0, 0, len(name), 0) + name
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, 0, 0, len(name), 0, 0, 0, 0,
+                               0, offset) + name
+    cd_offset = len(local)
+    zip64_end_offset = cd_offset + len(central)
+    zip64_end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(central), cd_offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_end_offset, 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    path.write_bytes(bytes(local + central) + zip64_end + locator + end)
+    return path
+
+
+# Archive rows: payload builds the archive in a folder; the unit driver unpacks it with ARCHIVE_LIMITS.
+ARCHIVE_LIMITS = dict(max_input_bytes=2 * 1024**2, max_archive_files=100, max_compression_ratio=200.0)
+
+HOSTILE_ARCHIVES: list[HostileCase] = [
+    HostileCase("zip-slip", zip_slip, UnsafeInputError),
+    HostileCase("zip-slip-backslash", lambda d: zip_slip(d, "..\\..\\evil.png"), UnsafeInputError),
+    HostileCase("zip-slip-absolute", lambda d: zip_slip(d, "/etc/cron.d/x"), UnsafeInputError),
+    HostileCase("zip-drive-letter", lambda d: zip_slip(d, "C:/x.png"), UnsafeInputError),
+    HostileCase("tar-symlink-escape", tar_symlink_escape, UnsafeInputError),
+    HostileCase("tar-hardlink", tar_hardlink, UnsafeInputError),
+    HostileCase("tar-hardlink-inside", lambda d: tar_hardlink(d, MEMBER), UnsafeInputError),
+    HostileCase("tar-device-file", tar_device, UnsafeInputError),
+    HostileCase("zip-bomb-size", lambda d: zip_bomb(d, "bomb.zip", 64 * 1024**2), InputTooLargeError),
+    HostileCase("zip-bomb-ratio", lambda d: zip_bomb(d, "dense.zip", 1024**2 + 300_000), InputTooLargeError),
+    HostileCase("corrupt-zip", corrupt_zip, InputFileError),
+    HostileCase("tar-skip-bomb", tar_skip_bomb, InputTooLargeError),
+    HostileCase("zip-entry-2000-deep", zip_deep_entry, InputFileError),
+    HostileCase("zip-500k-entries", zip_many_entries, InputTooLargeError),
+]

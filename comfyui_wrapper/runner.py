@@ -35,6 +35,9 @@ from .errors import (
 from .inputs import (
     PlacedInputs,
     absolutize_input_paths,
+    check_input_origin,
+    forget_cog_download,
+    govern_cog_downloads,
     fetch_workflow_urls,
     place_input_file,
     require_inputs,
@@ -66,7 +69,8 @@ class RunRequest:
     """A prediction's inputs as plain Python values (predict.py and the CLI build one)."""
 
     workflow_json: str = ""
-    input_file: Path | str | None = None  # a local file; the CLI may also give an http(s) URL or data: URI
+    input_file: Path | str | None = None  # a file Cog downloaded, an http(s) URL or data: URI...
+    input_file_is_local: bool = False  # ...or, when True, a local path of the caller's own (CLI, Python)
     return_temp_files: bool = False
     output_format: str = "webp"
     output_quality: int = 95
@@ -131,6 +135,7 @@ class WorkflowRunner:
 
     def start(self) -> None:
         self._reset_dirs()
+        govern_cog_downloads(lambda: (self.url_policy, self.limits))  # Cog's URL file inputs: our policy
         self.server.start()
         self.client = ComfyUIClient(self.server.base_url)
         self._log_platform()
@@ -185,14 +190,15 @@ class WorkflowRunner:
         self._reset_dirs()
         try:
             if input_file is not None:
-                self._place_input(input_file)
+                self._place_input(input_file, local_allowed=True)
             return make_plan(workflow, self.plan_context(object_info, embedded), randomise_seeds=randomise_seeds,
                              converted_from_ui=converted_from_ui)
         finally:
             self._reset_dirs()
 
-    def _place_input(self, input_file: Path | str) -> PlacedInputs:
-        """input_file (a path; from the CLI also a URL or data: URI) into input/."""
+    def _place_input(self, input_file: Path | str, *, local_allowed: bool) -> PlacedInputs:
+        """input_file (a Cog download, URL or data: URI; a path only when local_allowed) into input/."""
+        check_input_origin(input_file, local_allowed=local_allowed)
         source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
                                       self.url_policy, self.limits)
         return place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
@@ -266,7 +272,11 @@ class WorkflowRunner:
         s = self.settings
         with timer.phase("inputs"):
             if request.input_file is not None:
-                log.info(self._place_input(request.input_file).describe())
+                try:
+                    placed = self._place_input(request.input_file, local_allowed=request.input_file_is_local)
+                finally:
+                    forget_cog_download(request.input_file)
+                log.info(placed.describe())
         with timer.phase("plan"):
             plan = make_plan(workflow, self.plan_context(object_info, embedded),
                              randomise_seeds=request.randomise_seeds, converted_from_ui=converted)

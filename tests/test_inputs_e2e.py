@@ -91,7 +91,8 @@ def by_prefix(result: RunResult) -> dict[str, list[np.ndarray]]:
 
 
 def run(runner: WorkflowRunner, workflow: dict, input_file: Path | str | None = None) -> RunResult:
-    return runner.run(RunRequest(workflow_json=json.dumps(workflow), input_file=input_file, output_format="png"))
+    return runner.run(RunRequest(workflow_json=json.dumps(workflow), input_file=input_file, output_format="png",
+                                 input_file_is_local=True))
 
 
 def assert_inverted(result: RunResult, *sources: np.ndarray) -> None:

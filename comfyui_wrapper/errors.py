@@ -11,6 +11,7 @@ library can still catch them sensibly. Extra fields (``node_id``, ``url``,
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any
 
 _SECRET_QUERY = re.compile(
@@ -50,6 +51,38 @@ def printable(value: object, limit: int = 300) -> str:
         else:
             out.append(char.encode("unicode_escape").decode("ascii") if ord(char) > 0xFF else repr(char)[1:-1])
     return "".join(out) + ("...[cut]" if cut else "")
+
+
+class PrintableArgs:
+    """A logging filter: every text argument of a record goes through printable().
+
+    Log calls pass user-chosen values as arguments (``log.info("Output: %s",
+    path)``); escaping them here covers every such line at once. The format
+    string itself is ours and keeps its newlines.
+    """
+
+    def filter(self, record: object) -> bool:
+        args = getattr(record, "args", None)
+        if isinstance(args, tuple):
+            record.args = tuple(printable(a, 2000) if isinstance(a, (str, PurePath)) else a for a in args)  # type: ignore[attr-defined]
+        elif isinstance(args, dict):
+            record.args = {k: printable(v, 2000) if isinstance(v, (str, PurePath)) else v for k, v in args.items()}  # type: ignore[attr-defined]
+        return True
+
+
+# An absolute POSIX path not inside a URL or a relative name: what a traceback or an
+# exception message from ComfyUI's process shows of the server's file system.
+_SERVER_PATH = re.compile(r"(?<![\w.:/\\-])/(?:[^\s'\"/:,;()\[\]<>]+/)+([^\s'\"/:,;()\[\]<>]+)")
+
+
+def hide_server_paths(text: str) -> str:
+    """Absolute paths in text from the server side shortened to their last part ("…/x.png").
+
+    For exception messages that ComfyUI passes through (a node's
+    FileNotFoundError names the full path): the user learns the file, not how
+    the container is laid out. Not for values the user sent, which are theirs.
+    """
+    return _SERVER_PATH.sub(lambda m: "\u2026/" + m.group(1), text)
 
 
 class WrapperError(Exception):

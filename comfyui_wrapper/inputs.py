@@ -50,6 +50,7 @@ from .errors import (
     MissingInputError,
     UnsafeInputError,
     WrapperError,
+    printable,
     redact,
 )
 from .urls import BodyDeadline, UrlPolicy, check_url, is_http_url, open_url
@@ -240,7 +241,7 @@ class PlacedInputs:
     def describe(self, limit: int = 20) -> str:
         if not self.paths:
             return f"input_file {self.source_name!r}: the {self.kind} archive holds no files; nothing placed."
-        shown = ", ".join(self.paths[:limit])
+        shown = ", ".join(printable(path, 200) for path in self.paths[:limit])
         if len(self.paths) > limit:
             shown += f", ... ({len(self.paths) - limit} more)"
         extra = f"; skipped {len(self.skipped)} OS clutter entries" if self.skipped else ""
@@ -684,8 +685,9 @@ class _Use:
     relative_to: str
 
     def where(self) -> str:
-        title = f" {self.title!r}" if self.title and self.title != self.class_type else ""
-        return f"Node {self.node_id}{title} ({self.class_type}), input {self.input_name!r}"
+        title = f" {printable(self.title, 100)!r}" if self.title and self.title != self.class_type else ""
+        return (f"Node {printable(self.node_id, 80)}{title} ({printable(self.class_type, 100)}), "
+                f"input {printable(self.input_name, 100)!r}")
 
 
 @dataclass(frozen=True)

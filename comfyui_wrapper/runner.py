@@ -31,6 +31,8 @@ from .errors import (
     NoOutputsError,
     PredictionInterruptedError,
     PredictionTimeoutError,
+    hide_server_paths,
+    printable,
 )
 from .inputs import (
     PlacedInputs,
@@ -426,14 +428,15 @@ def empty_dir(folder: Path) -> None:
 
 
 def execution_error(error: dict[str, Any], workflow: wf.Workflow) -> ExecutionError:
-    """execution_error payload -> a message with node, class, title, exception and traceback tail."""
-    node_id = str(error.get("node_id", "?"))
+    """execution_error payload -> a message with node, class, title and the exception, nothing more.
+
+    ComfyUI's payload also carries the traceback; it stays out of the error
+    (a public endpoint's users get the message, not the server's code and file
+    layout), and server paths in the exception message are shortened.
+    """
+    node_id = printable(error.get("node_id", "?"), 80)
     where = wf.describe_node(workflow, node_id.split(":")[0]) if node_id.split(":")[0] in workflow else f"node {node_id}"
-    exc_type = error.get("exception_type", "Exception")
-    exc_message = str(error.get("exception_message", "")).strip()
-    trace = [line.rstrip() for chunk in error.get("traceback", []) for line in str(chunk).splitlines() if line.strip()]
-    tail = "\n".join(f"    {line}" for line in trace[-6:])
-    message = f"{where} failed: {exc_type}: {exc_message}"
-    if tail:
-        message += f"\n  Traceback (last lines):\n{tail}"
+    exc_type = printable(error.get("exception_type", "Exception"), 120)
+    exc_message = printable(hide_server_paths(str(error.get("exception_message", "")).strip()), 1000)
+    message = f"{printable(where, 300)} failed: {exc_type}: {exc_message}"
     return ExecutionError(message, node_id=node_id, exception_type=exc_type)

@@ -160,3 +160,85 @@ def test_hostile_archive_is_refused(case: bad.HostileCase, tmp_path: Path) -> No
     assert type(caught.value) is case.error
     assert not target.exists() or not any(target.iterdir())
     assert sorted(p.name for p in target.parent.iterdir()) in ([], ["input"])  # no staging left
+
+
+# --- log forging and server internals (items 11 and 14) -----------------------------------------------
+
+FORGED = "x\nOutput: /etc/shadow\x1b[2J\u202e"
+
+
+def assert_one_clean_line(text: str) -> None:
+    assert "\n" not in text and "\x1b" not in text and "\u202e" not in text, repr(text)
+
+
+def test_log_arguments_are_escaped_by_the_handler_filter() -> None:
+    import io
+    import logging
+
+    from comfyui_wrapper.errors import PrintableArgs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(PrintableArgs())
+    logger = logging.getLogger("test.forging")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("Output: %s", Path("/results") / FORGED)
+        logger.warning("Seed of node %s (%s): %d", FORGED, "seed", 3)
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and all(line.startswith(("Output:", "Seed of node")) for line in lines)
+    assert "\\x1b" in lines[0] and "\\u202e" in lines[0]
+
+
+def test_configure_logging_installs_the_filter() -> None:
+    from comfyui_wrapper.errors import PrintableArgs
+    from comfyui_wrapper.progress import configure_logging, log
+
+    configure_logging()
+    assert any(isinstance(f, PrintableArgs) for handler in log.handlers for f in handler.filters)
+
+
+def test_placed_inputs_describe_escapes_entry_names() -> None:
+    from comfyui_wrapper.inputs import PlacedInputs
+
+    placed = PlacedInputs(source_name=FORGED, kind="zip", paths=(FORGED, "ok.png"), total_bytes=3)
+    assert_one_clean_line(placed.describe())
+
+
+def test_archive_entry_names_are_escaped_in_errors(tmp_path: Path) -> None:
+    import zipfile
+
+    from comfyui_wrapper.archives import InputLimits, extract_archive
+
+    archive = tmp_path / "forge.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("../" + FORGED, b"x")
+    with pytest.raises(UnsafeInputError) as caught:
+        extract_archive(archive, tmp_path / "input", InputLimits())
+    assert_one_clean_line(caught.value.message)
+
+
+def test_execution_error_shows_the_message_not_the_traceback_or_server_paths() -> None:
+    from comfyui_wrapper.runner import execution_error
+
+    payload = {
+        "node_id": "2" + FORGED, "exception_type": "FileNotFoundError",
+        "exception_message": "[Errno 2] No such file or directory: '/src/ComfyUI/input/photos/a.png'\x1b[31m",
+        "traceback": ['  File "/src/ComfyUI/execution.py", line 496, in execute\n',
+                      '  File "/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/x.py", line 3\n'],
+    }
+    error = execution_error(payload, {"2": {"class_type": "LoadImage", "inputs": {}}})
+    message = error.message
+    assert_one_clean_line(message)
+    assert "Traceback" not in message and "execution.py" not in message and "/src/" not in message
+    assert "FileNotFoundError" in message and "a.png" in message
+
+
+def test_hide_server_paths_keeps_urls_and_relative_names() -> None:
+    from comfyui_wrapper.errors import hide_server_paths
+
+    text = "open '/src/ComfyUI/models/x.safetensors' for http://h.com/a/b and input/a/b.png"
+    assert hide_server_paths(text) == "open '\u2026/x.safetensors' for http://h.com/a/b and input/a/b.png"

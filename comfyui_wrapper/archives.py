@@ -48,7 +48,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterator
 
-from .errors import InputFileError, InputTooLargeError, PredictionTimeoutError, UnsafeInputError, WrapperError, printable
+from .errors import (
+    InputFileError, InputTooLargeError, PredictionTimeoutError, UnsafeInputError, WrapperError, hide_server_paths,
+    printable,
+)
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -325,7 +328,7 @@ class _Extraction:
 
 def damaged(archive: Path, exc: BaseException) -> InputFileError:
     """The error for an archive whose bytes do not decode."""
-    detail = str(exc) or type(exc).__name__
+    detail = printable(hide_server_paths(str(exc)), 300) or type(exc).__name__  # an OSError names our staging path
     if isinstance(exc, NotImplementedError):
         return InputFileError(
             f"Archive {archive.name!r} uses a compression method this container cannot read ({detail}).",
@@ -574,7 +577,8 @@ def _extract_tar(job: _Extraction) -> None:
                 tarfile.data_filter(member, str(job.staging))
             except tarfile.FilterError as exc:
                 raise UnsafeInputError(
-                    f"Archive entry {member.name!r} was refused: {exc}.", entry=member.name,
+                    f"Archive entry {member.name!r} was refused: {printable(hide_server_paths(str(exc)), 300)}.",
+                    entry=member.name,
                 ) from None
             if member.isdir():
                 job.add_directory(relative)

@@ -242,3 +242,25 @@ def test_hide_server_paths_keeps_urls_and_relative_names() -> None:
 
     text = "open '/src/ComfyUI/models/x.safetensors' for http://h.com/a/b and input/a/b.png"
     assert hide_server_paths(text) == "open '\u2026/x.safetensors' for http://h.com/a/b and input/a/b.png"
+
+
+def test_comfyui_validation_errors_escape_user_text_and_hide_server_paths() -> None:
+    from comfyui_wrapper.client import validation_error
+
+    payload = {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation"},
+               "node_errors": {"7": {"class_type": "LoadImage", "errors": [{
+                   "type": "custom_validation_failed", "message": "Custom validation failed for node",
+                   "details": "image - Invalid image file: /src/runtime/input/a.png\x1b[2J",
+                   "extra_info": {"input_name": "image" + FORGED}}]}}}
+    error = validation_error(payload, {"7": {"class_type": "LoadImage", "inputs": {}, "_meta": {"title": FORGED}}})
+    for line in error.message.splitlines():
+        assert "\x1b" not in line and "\u202e" not in line
+    assert len(error.message.splitlines()) == 2
+    assert "/src/runtime" not in error.message and "a.png" in error.message
+
+
+def test_damaged_archive_message_hides_the_staging_path(tmp_path: Path) -> None:
+    from comfyui_wrapper.archives import damaged
+
+    error = damaged(tmp_path / "x.zip", OSError(5, "Input/output error", "/src/runtime/.input-extract-ab/x"))
+    assert "/src/runtime" not in error.message and "Input/output error" in error.message

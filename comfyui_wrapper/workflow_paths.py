@@ -23,7 +23,8 @@ after removing a ``[input]``/``[output]``/``[temp]`` annotation:
 * is absolute: starts with ``/``, ``\\``, ``~`` (expanduser) or a drive letter
   (``C:``), unless it lies lexically inside input/, output/ or temp/ (our own
   rewrites put absolute paths there);
-* has a ``..`` segment (split on ``/`` and ``\\``), anywhere;
+* has a ``..`` segment (split on ``/`` and ``\\``), anywhere, also once Unicode
+  compatibility forms are folded (full-width ``．．／``, for nodes that normalise text);
 * uses the ``file:`` scheme;
 * names an existing entry of input/ (or output/, temp/ when so annotated) that
   is a link leading out of its folder, or is not a regular file or folder
@@ -51,6 +52,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -110,8 +112,12 @@ def path_problem(value: str, roots: PathRoots) -> str | None:
     name = name.strip()
     if not name:
         return None
-    if ".." in re.split(r"[\\/]", name):
+    # Compatibility forms ("．．／" full-width) become ".." and "/" for any node that normalises text.
+    folded = unicodedata.normalize("NFKC", name)
+    if ".." in re.split(r"[\\/]", name) or ".." in re.split(r"[\\/]", folded):
         return "contains '..'"
+    if folded != name and (folded.startswith(("/", "\\", "~")) or _DRIVE.match(folded)):
+        return "is an absolute path; only names relative to ComfyUI's folders are allowed"
     absolute = name.startswith(("/", "\\", "~")) or bool(_DRIVE.match(name))
     if absolute:
         if name.startswith("/") and any(_inside(name, root) for root in roots.all()):

@@ -264,3 +264,74 @@ def test_damaged_archive_message_hides_the_staging_path(tmp_path: Path) -> None:
 
     error = damaged(tmp_path / "x.zip", OSError(5, "Input/output error", "/src/runtime/.input-extract-ab/x"))
     assert "/src/runtime" not in error.message and "Input/output error" in error.message
+
+
+@pytest.mark.parametrize("case", bad.HOSTILE_INPUT_FILES, ids=[c.attack for c in bad.HOSTILE_INPUT_FILES])
+def test_hostile_input_file_is_refused_without_touching_the_disk(case: bad.HostileCase, monkeypatch) -> None:
+    from comfyui_wrapper import inputs
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("the file system was consulted")
+
+    monkeypatch.setattr(os, "stat", no_disk)
+    monkeypatch.setattr(os, "lstat", no_disk)
+    with pytest.raises(case.error) as caught:
+        inputs.check_input_origin(case.payload, local_allowed=False)
+    monkeypatch.undo()
+    assert type(caught.value) is case.error
+    assert str(caught.value).startswith("input_file must be an uploaded file")  # same words, exists or not
+
+
+def test_input_file_origin_accepts_urls_governed_downloads_and_own_files(tmp_path: Path) -> None:
+    from comfyui_wrapper import inputs
+
+    inputs.check_input_origin("https://example.com/a.png", local_allowed=False)
+    inputs.check_input_origin("data:image/png;base64,AAAA", local_allowed=False)
+    inputs.check_input_origin("/home/me/a.png", local_allowed=True)
+    downloaded = tmp_path / "a.png"
+    inputs._COG_DOWNLOADS.add(str(downloaded))
+    inputs.check_input_origin(downloaded, local_allowed=False)
+    inputs.forget_cog_download(downloaded)
+    with pytest.raises(UnsafeInputError):
+        inputs.check_input_origin(downloaded, local_allowed=False)
+
+
+def test_governed_cog_convert_applies_our_policy(monkeypatch) -> None:
+    """URLPath.convert (what coglet calls before predict) now refuses a loopback URL without a request."""
+    import cog.types as cog_types
+
+    from comfyui_wrapper import inputs
+    from comfyui_wrapper.archives import InputLimits
+    from comfyui_wrapper.urls import UrlPolicy
+
+    original = cog_types.URLPath.convert
+    try:
+        assert inputs.govern_cog_downloads(lambda: (UrlPolicy(allow_private=False), InputLimits()))
+        value = cog_types.Path.validate("http://127.0.0.1:9/secret.png")
+        with pytest.raises(UnsafeInputError, match="loopback"):
+            value.convert()
+        ok = cog_types.Path.validate("data:image/png;base64," + __import__("base64").b64encode(bad.png_bytes()).decode())
+        path = ok.convert()
+        inputs.check_input_origin(path, local_allowed=False)  # a governed download is accepted
+        assert path.read_bytes() == bad.png_bytes()
+    finally:
+        cog_types.URLPath.convert = original
+
+
+@pytest.mark.parametrize("case", bad.HOSTILE_WORKFLOW_TEXTS, ids=[c.attack for c in bad.HOSTILE_WORKFLOW_TEXTS])
+def test_hostile_workflow_text_is_a_typed_error(case: bad.HostileCase) -> None:
+    with pytest.raises(case.error) as caught:
+        wf.parse_workflow(case.payload)
+    assert type(caught.value) is case.error
+
+
+def test_the_table_names_every_case_once() -> None:
+    """One table: unit rows here, e2e rows in the bad-input matrix (the first 44 and the new ones)."""
+    from tests.test_bad_inputs import CASES, COG_CASES
+
+    rows = [(name, c.attack, c.error) for name, table in bad.all_tables().items() for c in table]
+    rows += [("e2e", c.id, c.error) for c in CASES] + [("cog", c[0], None) for c in COG_CASES]
+    ids = [(table, attack) for table, attack, _ in rows]
+    assert len(ids) == len(set(ids))
+    assert all(error is None or issubclass(error, Exception) for _, _, error in rows)
+    assert len(CASES) >= 33 + 4 and len(rows) > 100  # the first turn's 33 matrix rows + 11 through Cog or alone

@@ -165,6 +165,8 @@ HOSTILE_PATHS: list[HostileCase] = [
     HostileCase("home-tilde", node("SomePackLoadFromPath", path="~/.netrc"), UnsafeInputError),
     HostileCase("drive-letter", node("LoadImage", image="C:\\Windows\\win.ini"), UnsafeInputError),
     HostileCase("nul-byte", node("LoadImage", image="a.png\x00.txt"), UnsafeInputError),
+    HostileCase("fullwidth-dotdot", node("SomePackLoadFromPath", path="\uff0e\uff0e\uff0fsecret.png"), UnsafeInputError),
+    HostileCase("fullwidth-absolute", node("SomePackLoadFromPath", path="\uff0fetc\uff0fpasswd"), UnsafeInputError),
     HostileCase("file-url-any-input", node("SomePackLoadFromPath", path="file:///etc/passwd"), UnsafeInputError),
     # device files (item 6): refused as absolute before anything opens them
     HostileCase("dev-zero-output", node("LoadImage", image="/dev/zero [output]"), UnsafeInputError),
@@ -292,3 +294,27 @@ HOSTILE_ARCHIVES: list[HostileCase] = [
     HostileCase("zip-entry-2000-deep", zip_deep_entry, InputFileError),
     HostileCase("zip-500k-entries", zip_many_entries, InputTooLargeError),
 ]
+
+
+# input_file values a Cog request may send (as the str coglet passes for anything but a URL).
+HOSTILE_INPUT_FILES: list[HostileCase] = [
+    HostileCase("input-file-server-path", "/etc/hostname", UnsafeInputError),
+    HostileCase("input-file-missing-server-path", "/etc/no-such-file.png", UnsafeInputError),
+    HostileCase("input-file-relative-server-path", "../runtime/output/x.png", UnsafeInputError),
+    HostileCase("input-file-dev-zero", "/dev/zero", UnsafeInputError),
+    HostileCase("input-file-file-url", "file:///etc/hostname", UnsafeInputError),
+    HostileCase("input-file-proc", "/proc/self/environ", UnsafeInputError),
+]
+
+# workflow_json texts.
+HOSTILE_WORKFLOW_TEXTS: list[HostileCase] = [
+    HostileCase("workflow-100k-levels-deep", deep_json(100_000), WorkflowError),
+    HostileCase("workflow-100-levels-deep", deep_json(100), WorkflowError),
+    HostileCase("workflow-100k-deep-object", '{"a":' * 100_000 + "1" + "}" * 100_000, WorkflowError),
+]
+
+
+def all_tables() -> dict[str, list[HostileCase]]:
+    """Every unit-driven table of this module, by name (the lead merges hostile_urls.py's beside them)."""
+    return {"paths": HOSTILE_PATHS, "archives": HOSTILE_ARCHIVES, "input_files": HOSTILE_INPUT_FILES,
+            "workflow_texts": HOSTILE_WORKFLOW_TEXTS}

@@ -105,7 +105,7 @@ def path_problem(value: str, roots: PathRoots) -> str | None:
     if not text:
         return None
     if text[:5].lower() == "file:":
-        return "is a file: URL"
+        return "uses the 'file' scheme; files are named relative to their folder, not by file: URL"
     if _URL.match(text) or text[:5].lower() == "data:":
         return None  # URLs: the URL policy decides
     name, annotation = split_annotation(text)

@@ -26,8 +26,8 @@ after removing a ``[input]``/``[output]``/``[temp]`` annotation:
 * has a ``..`` segment (split on ``/`` and ``\\``), anywhere, also once Unicode
   compatibility forms are folded (full-width ``．．／``, for nodes that normalise text);
 * uses the ``file:`` scheme;
-* names an existing entry of input/ (or output/, temp/ when so annotated) that
-  is a link leading out of its folder, or is not a regular file or folder
+* names an existing entry of input/, output/ or temp/ (only the annotated one
+  when annotated) that is a link leading out of its folder, or is not a regular file or folder
   (a FIFO, socket or device would hang or flood the reader).
 
 Why this is complete for the escapes ComfyUI allows: on Linux a string can
@@ -125,10 +125,13 @@ def path_problem(value: str, roots: PathRoots) -> str | None:
             root = next(r for r in roots.all() if _inside(name, r))
         else:
             return "is an absolute path; only names relative to ComfyUI's folders are allowed"
-    else:
-        root = roots.named(annotation)
-        full = root / name
-    return _on_disk_problem(full, root)
+        return _on_disk_problem(full, root)
+    # Unannotated names may be joined onto input/ (loaders) or output/ (save nodes): check each.
+    for root in ((roots.named(annotation),) if annotation else roots.all()):
+        problem = _on_disk_problem(root / name, root)
+        if problem:
+            return problem
+    return None
 
 
 def _on_disk_problem(full: Path, root: Path) -> str | None:

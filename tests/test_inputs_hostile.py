@@ -335,3 +335,10 @@ def test_the_table_names_every_case_once() -> None:
     assert len(ids) == len(set(ids))
     assert all(error is None or issubclass(error, Exception) for _, _, error in rows)
     assert len(CASES) >= 33 + 4 and len(rows) > 90  # the first turn's 33 matrix rows + 11 through Cog or alone
+
+
+def test_a_link_in_output_is_checked_for_save_prefixes_too(roots: PathRoots, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (roots.output / "videos").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafeInputError, match="through a link"):
+        check_workflow_paths(bad.node("SaveImage", images=["2", 0], filename_prefix="videos"), roots)

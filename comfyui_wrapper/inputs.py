@@ -627,9 +627,15 @@ def check_input_origin(input_file: Path | str, *, local_allowed: bool) -> None:
 
 
 def forget_cog_download(input_file: Path | str) -> None:
-    """The prediction is over: the file Cog downloaded for it cannot be named by a later one."""
+    """The file is placed (or refused): no later prediction may name it, and its temp folder goes."""
     with _COG_LOCK:
+        known = str(input_file) in _COG_DOWNLOADS
         _COG_DOWNLOADS.discard(str(input_file))
+    if known:
+        path = Path(input_file)
+        path.unlink(missing_ok=True)
+        if path.parent.name.startswith("cw-cog-input-"):
+            shutil.rmtree(path.parent, ignore_errors=True)
 
 
 # --- URLs inside the workflow ----------------------------------------------------------

@@ -342,3 +342,20 @@ def test_a_link_in_output_is_checked_for_save_prefixes_too(roots: PathRoots, tmp
     (roots.output / "videos").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(UnsafeInputError, match="through a link"):
         check_workflow_paths(bad.node("SaveImage", images=["2", 0], filename_prefix="videos"), roots)
+
+
+def test_forgetting_a_governed_download_removes_it_and_its_folder(tmp_path: Path) -> None:
+    import tempfile
+
+    from comfyui_wrapper import inputs
+
+    folder = Path(tempfile.mkdtemp(prefix="cw-cog-input-"))
+    path = folder / "a.png"
+    path.write_bytes(b"x")
+    inputs._COG_DOWNLOADS.add(str(path))
+    inputs.forget_cog_download(path)
+    assert not folder.exists()
+    other = tmp_path / "mine.png"
+    other.write_bytes(b"x")
+    inputs.forget_cog_download(other)  # not ours: left alone
+    assert other.exists()

@@ -21,8 +21,9 @@ after removing a ``[input]``/``[output]``/``[temp]`` annotation:
 
 * contains a NUL byte (C code stops at it: the name checked is not the name opened);
 * is absolute: starts with ``/``, ``\\``, ``~`` (expanduser) or a drive letter
-  (``C:``), unless it lies lexically inside input/, output/ or temp/ (our own
-  rewrites put absolute paths there);
+  (``C:``), even inside our own folders (a user cannot know where they are, and
+  accepting them would let one probe for it; our own rewrites to absolute
+  paths happen after this check);
 * has a ``..`` segment (split on ``/`` and ``\\``), anywhere, also once Unicode
   compatibility forms are folded (full-width ``．．／``, for nodes that normalise text);
 * uses the ``file:`` scheme;
@@ -91,12 +92,6 @@ def split_annotation(value: str) -> tuple[str, str | None]:
     return value[: match.start()], match.group(1)
 
 
-def _inside(path: str, root: Path) -> bool:
-    normal = os.path.normpath(path)
-    top = os.path.normpath(str(root.absolute()))
-    return normal == top or normal.startswith(top + os.sep)
-
-
 def path_problem(value: str, roots: PathRoots) -> str | None:
     """Why ``value`` would reach outside its folder, or None when it is fine (see module docstring)."""
     if "\x00" in value:
@@ -118,14 +113,8 @@ def path_problem(value: str, roots: PathRoots) -> str | None:
         return "contains '..'"
     if folded != name and (folded.startswith(("/", "\\", "~")) or _DRIVE.match(folded)):
         return "is an absolute path; only names relative to ComfyUI's folders are allowed"
-    absolute = name.startswith(("/", "\\", "~")) or bool(_DRIVE.match(name))
-    if absolute:
-        if name.startswith("/") and any(_inside(name, root) for root in roots.all()):
-            full = Path(os.path.normpath(name))
-            root = next(r for r in roots.all() if _inside(name, r))
-        else:
-            return "is an absolute path; only names relative to ComfyUI's folders are allowed"
-        return _on_disk_problem(full, root)
+    if name.startswith(("/", "\\", "~")) or _DRIVE.match(name):
+        return "is an absolute path; only names relative to ComfyUI's folders are allowed"
     # Unannotated names may be joined onto input/ (loaders) or output/ (save nodes): check each.
     for root in ((roots.named(annotation),) if annotation else roots.all()):
         problem = _on_disk_problem(root / name, root)

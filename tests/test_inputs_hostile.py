@@ -44,9 +44,11 @@ def test_ordinary_values_pass(case: bad.HostileCase, roots: PathRoots) -> None:
     check_workflow_paths(case.payload, roots, CLIP_INFO)
 
 
-def test_absolute_path_inside_input_is_allowed(roots: PathRoots) -> None:
+def test_absolute_path_even_inside_input_is_refused(roots: PathRoots) -> None:
+    """Accepting it would tell a prober where the runtime folder is."""
     (roots.input / "a.png").write_bytes(b"x")
-    check_workflow_paths(bad.node("LoadImage", image=str(roots.input / "a.png")), roots)
+    with pytest.raises(UnsafeInputError, match="absolute path"):
+        check_workflow_paths(bad.node("LoadImage", image=str(roots.input / "a.png")), roots)
 
 
 def test_messages_do_not_tell_whether_an_outside_path_exists(roots: PathRoots, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 Three ways files arrive, one folder they land in:
 
 * ``input_file`` (Cog upload, CLI path, http(s) URL or ``data:`` URI):
-  ``resolve_input_source`` turns the CLI's string into a local file, then
+  Cog's own fetch of a URL is governed by ``govern_cog_downloads`` and
+  ``check_input_origin`` refuses a server path a request names (see "input_file
+  from Cog" below); ``resolve_input_source`` turns a string into a local file, then
   ``place_input_file`` puts a single media file in input/ twice (as
   ``input.<ext>``, the name the examples use, and under its own name, the
   name a workflow exported with that upload uses), or unpacks a zip/tar with

@@ -433,6 +433,11 @@ CASES = [
          lambda e: ["'..'", "Node 10"]),
     Case("dataset-save-escape", UnsafeInputError, lambda e: {"workflow_json": save_dataset_to("../../escape")},
          lambda e: ["'../../escape'", "folder_name", "Node 99"], check=assert_absent("../escape")),
+    Case("load3d-dict-absolute", UnsafeInputError,
+         lambda e: {"workflow_json": {**load_and_save("photo.png"), "20": {"class_type": "Load3D", "inputs": {
+             "model_file": "m.glb", "image": {"image": "/etc/hostname", "mask": "m.png", "normal": "n.png"},
+             "width": 64, "height": 64}}}},
+         lambda e: ["Node 20 (Load3D), input 'image'", "'/etc/hostname'", "is an absolute path"]),
     Case("input-file-server-path", UnsafeInputError,
          lambda e: {"workflow_json": chain(), "input_file": "/etc/hostname"},
          lambda e: ["a path on the server is refused"]),

@@ -46,6 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = RunRequest(
         workflow_json=_read_workflow(args.workflow),
         input_file=args.input_file or None,
+        input_file_is_local=True,  # the command line names its own files
         return_temp_files=args.return_temp_files,
         output_format=args.output_format,
         output_quality=args.output_quality,

@@ -20,7 +20,7 @@ OUT = REQ_DIR / "cog.txt"
 # Test-only packages stay out of the image.
 # cog and coglet come with the Cog build itself.
 DEV_ONLY = {"cog", "coglet", "pytest", "pytest-timeout", "hypothesis", "iniconfig", "pluggy", "sortedcontainers", "playwright",
-            "greenlet", "pyee"}
+            "greenlet", "pyee", "tree-sitter", "tree-sitter-python"}
 
 
 def pins() -> list[str]:

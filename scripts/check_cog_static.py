@@ -213,6 +213,8 @@ def read_inputs(source: str | bytes, class_name: str = "Predictor", method: str 
     data = source.encode("utf-8") if isinstance(source, str) else source
     reader = _Reader(data)
     report = Report()
+    if reader.root.has_error:
+        report.problems.append("the file does not parse as Python (tree-sitter found a syntax error)")
     params = _predict_params(reader, class_name, method)
     if params is None:
         report.problems.append(f"no {class_name}.{method}() found")

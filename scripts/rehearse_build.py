@@ -133,7 +133,7 @@ def copy_context(project: Path, dest: Path) -> int:
 # --- the image's interpreter ----------------------------------------------------------------
 
 
-def make_image_python(root: Path, base_prefix: Path = Path(sys.base_prefix)) -> Path:
+def make_image_python(root: Path, base_prefix: Path = Path(sys.base_prefix), with_pip: bool = True) -> Path:
     """A copy of this machine's Python prefix at <root>/usr/local/python, externally managed.
 
     Hard links (fast, no space); an empty site-packages with pip from ensurepip; an
@@ -154,8 +154,9 @@ def make_image_python(root: Path, base_prefix: Path = Path(sys.base_prefix)) -> 
     subprocess.run(["cp", "-al", *entries, str(target)], check=True)
     (target / "site-packages").mkdir()
     python = prefix / "bin" / "python"
-    run_checked([str(python), "-m", "ensurepip", "--default-pip"], "pip for the stand-in interpreter",
-                env={"PYTHONPATH": ""})
+    if with_pip:
+        run_checked([str(python), "-m", "ensurepip", "--default-pip"], "pip for the stand-in interpreter",
+                    env={"PYTHONPATH": ""})
     (prefix / "lib" / version / "EXTERNALLY-MANAGED").write_text(
         "[externally-managed]\nError=This Python stands in for the image's uv-managed Python (PEP 668).\n")
     return python
@@ -320,8 +321,11 @@ DEFECTS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "choices": ("1. choices=list(...) of an imported name (the CLI aborts)",
                 lambda c: _edit(c / "predict.py", "choices=OUTPUT_FORMAT_CHOICES", "choices=list(OUTPUT_FORMATS)")),
     "description": ("1. a parenthesised description (the CLI drops it)",
-                    lambda c: _edit(c / "predict.py", 'description="Format of the returned images.',
-                                    'description=("Format of the returned images." "')),
+                    lambda c: _edit(c / "predict.py",
+                                    'description="Format of the returned images. Videos, GIFs, audio and other files '
+                                    'are returned as they are.",',
+                                    'description=("Format of the returned images. "\n"Videos, GIFs, audio and other '
+                                    'files are returned as they are."),')),
     "pep668": ("2. a plain pip install in a run: step (externally managed Python)",
                lambda c: _edit(c / "scripts" / "install_custom_nodes.py", "    if externally_managed(python):",
                                "    if False:")),

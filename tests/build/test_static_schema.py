@@ -115,3 +115,7 @@ def test_order_choices_and_missing_inputs_are_compared():
     reordered = dict(reversed(list(props.items())))
     schema["components"]["schemas"]["Input"]["properties"] = reordered
     assert any("inputs differ" in p for p in static.check(source, schema))
+
+
+def test_a_syntax_error_is_reported():
+    assert any("does not parse" in p for p in static.check(predictor('        x: str = Input(default="a",,')))

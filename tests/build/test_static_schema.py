@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tree_sitter", reason="tree-sitter is in requirements/dev.txt")
-pytest.importorskip("tree_sitter_python", reason="tree-sitter-python is in requirements/dev.txt")
-
-from tests.support.node_packs import load_script  # noqa: E402
+from tests.support.node_packs import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 static = load_script("check_cog_static")

@@ -270,6 +270,9 @@ def _read_value(reader: _Reader, item: StaticInput, value) -> None:
                 item.description = got
         elif key in ("ge", "le"):
             got = reader.literal(node, where)
+            text = _text(node, data).strip()
+            if "_" in text or text.lower().lstrip("+-").startswith(("0x", "0o", "0b")):
+                got = None  # Cog parses ge/le with Go's ParseFloat: plain decimal numbers only
             if isinstance(got, bool) or not isinstance(got, (int, float)):
                 reader.problems.append(f"{where} `{_text(node, data)}` is not a number literal; Cog would drop it")
             else:

@@ -71,12 +71,14 @@ BAD = {
     "ge from a name": ("LOW = 0", "x: int = Input(default=1, ge=LOW)", "ge `LOW` is not a number literal"),
     "le from arithmetic": ("", "x: int = Input(default=1, le=10 * 10)", "le `10 * 10` is not a number literal"),
     "ge a string": ("", 'x: int = Input(default=1, ge="0")', "not a number literal"),
+    "le in hex": ("", "x: int = Input(default=1, le=0x10)", "not a number literal"),
     "no annotation": ("", "x=Input(default=1)", "needs a type annotation"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_each_rule_violation_is_caught(case):
+    """Each bad form is reported (Cog would abort, drop, garble or publish None)."""
     header, param, message = BAD[case]
     problems = static.check(predictor(f"        {param},", header))
     assert any(message in p for p in problems), problems
@@ -116,3 +118,8 @@ def test_order_choices_and_missing_inputs_are_compared():
 
 def test_a_syntax_error_is_reported():
     assert any("does not parse" in p for p in static.check(predictor('        x: str = Input(default="a",,')))
+
+
+def test_negative_and_float_bounds_are_read():
+    report = static.read_inputs(predictor("        x: float = Input(default=0.5, ge=-1, le=2.5e0),"))
+    assert report.problems == [] and (report.inputs[0].ge, report.inputs[0].le) == (-1.0, 2.5)

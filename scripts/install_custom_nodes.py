@@ -326,31 +326,19 @@ def explain_pip_failure(pack: str, output: str, constraints: Path) -> InstallErr
                         fix="Read pip's message above; fix the requirement or disable install_requirements for the pack.")
 
 
-_EXTERNALLY_MANAGED = (
-    "import os, sys, sysconfig\n"
-    "marked = os.path.isfile(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED'))\n"
-    "print(int(marked and sys.prefix == sys.base_prefix))\n"
-)
-
-
-def externally_managed(python: str) -> bool:
-    """PEP 668: the interpreter's stdlib carries EXTERNALLY-MANAGED and it is not a venv (venvs are exempt).
-
-    CUDA 13 Cog images run such a Python (uv-managed); there a plain `pip install` fails.
-    """
-    result = run([python, "-c", _EXTERNALLY_MANAGED], timeout=120)
-    return result.returncode == 0 and result.stdout.strip() == "1"
-
-
 def pip_command(python: str) -> list[str]:
     command = [sys.executable, "-m", "pip"]
     # Compare unresolved paths: a venv's python is a symlink to the same binary as another venv's.
     if os.path.abspath(python) != os.path.abspath(sys.executable):
         command += ["--python", python]
-    if externally_managed(python):
-        # The image's interpreter is ours to fill, as Cog's own installs into it do. The flag is an
-        # option of `pip install`, which callers append after this prefix: pass it as pip's
-        # environment variable instead.
+    # PEP 668: CUDA 13 Cog images run a uv-managed Python whose stdlib carries EXTERNALLY-MANAGED,
+    # and there a plain `pip install` fails. Such an interpreter (not a venv: venvs are exempt) is
+    # ours to fill, as Cog's own installs into it do. --break-system-packages is an option of
+    # `pip install`, which callers append after this prefix: pass it as pip's environment variable.
+    probe = ("import os, sys, sysconfig; print(int(sys.prefix == sys.base_prefix and os.path.isfile("
+             "os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED'))))")
+    marked = run([python, "-c", probe], timeout=120)
+    if marked.returncode == 0 and marked.stdout.strip() == "1":
         command = ["env", "PIP_BREAK_SYSTEM_PACKAGES=1", *command]
     return command
 

@@ -327,8 +327,8 @@ DEFECTS: dict[str, tuple[str, Callable[[Path], None]]] = {
                                     'description=("Format of the returned images. "\n"Videos, GIFs, audio and other '
                                     'files are returned as they are."),')),
     "pep668": ("2. a plain pip install in a run: step (externally managed Python)",
-               lambda c: _edit(c / "scripts" / "install_custom_nodes.py", "    if externally_managed(python):",
-                               "    if False:")),
+               lambda c: _edit(c / "scripts" / "install_custom_nodes.py",
+                               '    if marked.returncode == 0 and marked.stdout.strip() == "1":', "    if False:")),
     "secrets": ("3. the run: step fed by build secrets", lambda c: _yaml_edit(c, _secrets)),
     "src": ("3. ComfyUI installed under /src (hidden by the dev commands' bind mount)",
             lambda c: _yaml_edit(c, lambda y: (y["build"].__setitem__("run", ["python -m cw_build --comfyui-dir /src/ComfyUI"]),

@@ -32,3 +32,14 @@ def test_the_rehearsal_fails_on_the_defect(tmp_path: Path, defect: str, message:
 
 def test_every_defect_of_the_issue_has_an_injection() -> None:
     assert set(rehearsal.DEFECTS) == {"choices", "description", "pep668", "secrets", "src", "sdk", "tuple", "cli", "lock"}
+
+
+@pytest.mark.parametrize("defect", sorted(rehearsal.DEFECTS))
+def test_every_injection_still_applies_to_the_project(tmp_path: Path, defect: str) -> None:
+    """An injection whose target text moved would exit instead of demonstrating the defect."""
+    rehearsal.copy_context(rehearsal.REPO_ROOT, tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    rehearsal.DEFECTS[defect][1](tmp_path)
+    if defect == "tuple":
+        rehearsal._drop_probe_guard(tmp_path)
+    assert any(p.read_bytes() != data for p, data in before.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -169,4 +170,20 @@ def test_returned_pngs_carry_the_workflow_as_it_ran_and_no_internals(cog):
 def test_comfyuis_own_model_load_lines_are_in_the_prediction_log(cog):
     body = cog.post({"workflow_json": vae_only(), "output_format": "png", "force_reset_cache": True}).json()
     assert body["status"] == "succeeded", body.get("error")
-    assert "[ComfyUI] " in body["logs"], body["logs"]
+    assert "[ComfyUI] model_type EPS" in body["logs"] and "[ComfyUI] Requested to load" in body["logs"], body["logs"]
+
+
+def test_comfyuis_traceback_of_a_failing_node_is_in_the_prediction_log(cog):
+    workflow = json.dumps({"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1,
+                                                                          "color": 0}},
+                           "2": {"class_type": "CWTestRaise", "inputs": {"image": ["1", 0], "message": "kaboom"}},
+                           "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}})
+    body = cog.post({"workflow_json": workflow}).json()
+    assert body["status"] == "failed" and "CWTestRaise says kaboom" in body["error"]
+    # Coglet returns no logs with a failed prediction; the worker's stream (what the platform records) has them.
+    deadline = time.monotonic() + 5
+    while "CWTestRaise says kaboom" not in cog.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = cog.log()
+    assert "[ComfyUI] !!! Exception during processing !!!" in log
+    assert "[ComfyUI] Traceback (most recent call last):" in log and "[ComfyUI] ValueError: CWTestRaise says kaboom" in log

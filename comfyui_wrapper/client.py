@@ -105,6 +105,10 @@ class ComfyUIClient:
     def clear_queue(self) -> None:
         self._post("/queue", {"clear": True}, timeout=10)
 
+    def clear_history(self) -> None:
+        """Forget every finished prompt: ComfyUI keeps up to 10,000, each with its prompt and outputs."""
+        self._post("/history", {"clear": True}, timeout=10)
+
     def free(self, *, unload_models: bool = False, free_memory: bool = False) -> None:
         """``free_memory`` makes ComfyUI drop its execution cache before the next prompt."""
         self._post("/free", {"unload_models": unload_models, "free_memory": free_memory}, timeout=10)

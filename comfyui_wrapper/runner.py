@@ -244,7 +244,17 @@ class WorkflowRunner:
             self._reset_dirs()
             raise
         finally:
+            self._forget_history()
             log.info(timer.summary())
+
+    def _forget_history(self) -> None:
+        """Drop the run from ComfyUI's history: the next prediction's nodes (any pack's code) can
+        read PromptServer's history, which holds each prompt, its inputs and outputs."""
+        if self.client is not None and self.server.is_alive():
+            try:
+                self.client.clear_history()
+            except ConnectionLost:
+                pass
 
     def _run(self, request: RunRequest, timer: PhaseTimer) -> RunResult:
         with timer.phase("prepare"):

@@ -174,3 +174,8 @@ def test_workflow_json_may_be_a_url(runner, tmp_path):
 
         with pytest.raises(DownloadError, match="HTTP 404"):
             run_workflow(runner, f"{server.base_url}/missing.json")
+
+
+def test_comfyuis_history_forgets_each_prediction(runner):
+    run_workflow(runner, invert_and_save())
+    assert runner.client.http.get(f"{runner.client.base_url}/history", timeout=5).json() == {}

@@ -355,10 +355,12 @@ class WorkflowRunner:
         client = self._ensure_ready()
         for attempt in (1, 2):
             run_id = uuid.uuid4().hex
-            prepared.tokens.append(run_id)
+            # The cache token is not the prompt id: ids appear in logs and results, the token never may.
+            token = uuid.uuid4().hex
+            prepared.tokens.append(token)
             self._log_mark = self.server.log_position()  # a crash report shows only this run's log
             with timer.phase("queue"):
-                prompt_id = client.queue_prompt(wf.mark_run(prepared.workflow, run_id, prepared.pure), prompt_id=run_id)
+                prompt_id = client.queue_prompt(wf.mark_run(prepared.workflow, token, prepared.pure), prompt_id=run_id)
             with timer.phase("execution"):
                 try:
                     outcome = self._wait(client, prompt_id, prepared.workflow)

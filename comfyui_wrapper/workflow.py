@@ -247,7 +247,7 @@ def mark_run(workflow: Workflow, token: str, pure: set[str]) -> Workflow:
     unless an ancestor of it already has one -- that ancestor's token is in
     its key already. Hence every node that is impure, or has an impure
     ancestor, has a key no earlier prediction produced (the token is random,
-    128 bits, and never returned to users: outputs drop ComfyUI's metadata),
+    128 bits, not the prompt id, and never returned: outputs carry no ComfyUI metadata),
     so only pure loaders whose whole ancestry is pure are reused: loaded
     checkpoints, LoRAs, VAEs, upscalers stay cached across predictions.
 

@@ -12,7 +12,7 @@ from typing import Optional
 from cog import BasePredictor, Input, Path
 
 from comfyui_wrapper import RunRequest, Settings, WorkflowRunner
-from comfyui_wrapper.progress import configure_logging
+from comfyui_wrapper.server.progress import configure_logging
 
 # The Cog CLI reads the inputs below statically (tree-sitter, before any build step): choices must be a
 # list literal or a module-level name bound to one, each description one plain string literal, defaults

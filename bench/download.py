@@ -1,4 +1,4 @@
-"""Benchmark: comfyui_wrapper.download.fetch against a single-stream curl.
+"""Benchmark: comfyui_wrapper.weights.download.fetch against a single-stream curl.
 
 Prints times and ratios measured side by side in one run:
 
@@ -168,7 +168,7 @@ class Bench:
         return run
 
     def fetch(self, path: str, connections: int) -> "callable":  # type: ignore[valid-type]
-        from comfyui_wrapper.download import fetch
+        from comfyui_wrapper.weights.download import fetch
         from comfyui_wrapper.urls import UrlPolicy
 
         def run(dest: Path) -> None:

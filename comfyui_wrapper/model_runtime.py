@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import workflow as wf
-from .cache import EnsureReport, WeightCache
+from .weights.cache import EnsureReport, WeightCache
 from .errors import UnknownWeightError, WorkflowError
-from .manifest import Manifest, WeightSpec
+from .weights.manifest import Manifest, WeightSpec
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings
 

@@ -36,15 +36,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import workflow as wf
-from .custom_nodes import PackSpec, nodes_by_pack
+from .nodes.packs import PackSpec, nodes_by_pack
 from .errors import MissingInputError, ModelInputError
 # One definition of an upload-style input (the frontend's upload button), shared with input checking.
-from .inputs import _is_upload_input as is_upload_input
+from .inputs.place import _is_upload_input as is_upload_input
 from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE
-from .node_catalogue import NodeCatalogue
+from .nodes.catalogue import NodeCatalogue
 from .outputs import OUTPUT_FORMATS
 from .plan import Plan
-from .weight_refs import apply_rewrites
+from .weights.refs import apply_rewrites
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE_DIR.parent
@@ -380,7 +380,7 @@ from __future__ import annotations
 from cog import BasePredictor, Input, Path
 
 from comfyui_wrapper.model_runtime import WorkflowModel
-from comfyui_wrapper.progress import configure_logging
+from comfyui_wrapper.server.progress import configure_logging
 
 # Exposed input -> (node id, input name, "value" or "path") in workflow_api.json.
 EXPOSED = {{
@@ -501,10 +501,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from comfyui_wrapper.cache import WeightCache  # noqa: E402
-from comfyui_wrapper.manifest import Manifest  # noqa: E402
+from comfyui_wrapper.weights.cache import WeightCache  # noqa: E402
+from comfyui_wrapper.weights.manifest import Manifest  # noqa: E402
 from comfyui_wrapper.model_runtime import WEIGHTS_FILE, fetch_listed_weights  # noqa: E402
-from comfyui_wrapper.progress import configure_logging  # noqa: E402
+from comfyui_wrapper.server.progress import configure_logging  # noqa: E402
 from comfyui_wrapper.settings import Settings  # noqa: E402
 
 if __name__ == "__main__":

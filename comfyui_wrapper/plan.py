@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import workflow as wf
-from .custom_nodes import ImportFailure, NodeProblem, PackSpec, check_nodes
+from .nodes.packs import ImportFailure, NodeProblem, PackSpec, check_nodes
 from .errors import CacheBudgetError, PreflightError, UnknownNodeError, WorkflowError, WrapperError, redact
-from .inputs import InputRef, check_input_references, missing_inputs_error
-from .manifest import Manifest
-from .node_catalogue import NodeCatalogue
+from .inputs.place import InputRef, check_input_references, missing_inputs_error
+from .weights.manifest import Manifest
+from .nodes.catalogue import NodeCatalogue
 from .sizes import human_bytes
-from .ui_models import EmbeddedModel
+from .weights.declared import EmbeddedModel
 from .urls import is_http_url
-from .weight_refs import Rewrite, UrlRef, WeightRefs, find_weights
-from .workflow_paths import PathRoots, check_workflow_paths
+from .weights.refs import Rewrite, UrlRef, WeightRefs, find_weights
+from .inputs.paths import PathRoots, check_workflow_paths
 
 PLAN_SCHEMA_VERSION = 1
 

@@ -14,9 +14,9 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .custom_nodes import LOCK_FILE
+from .nodes.packs import LOCK_FILE
 from .errors import redact
-from .manifest import WeightSpec
+from .weights.manifest import WeightSpec
 from .workflow import SeedChange, Workflow, strip_run_tokens
 
 SCHEMA_VERSION = 1

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from . import workflow as wf
-from .archives import InputLimits
-from .cache import URL_HASH_CHARS, WeightCache
-from .client import ComfyUIClient, ConnectionLost, RunOutcome
-from .custom_nodes import ImportFailure, load_packs, report_failed_imports, setup_report
+from .inputs.archives import InputLimits
+from .weights.cache import URL_HASH_CHARS, WeightCache
+from .server.client import ComfyUIClient, ConnectionLost, RunOutcome
+from .nodes.packs import ImportFailure, load_packs, report_failed_imports, setup_report
 from .errors import (
     ComfyUICrashedError,
     ExecutionError,
@@ -35,7 +35,7 @@ from .errors import (
     hide_server_paths,
     printable,
 )
-from .inputs import (
+from .inputs.place import (
     PlacedInputs,
     absolutize_input_paths,
     check_input_origin,
@@ -47,18 +47,18 @@ from .inputs import (
     resolve_input_source,
     upload_name,
 )
-from .manifest import Manifest, WeightSpec
-from .model_folders import ModelFolderMap, default_map_path
-from .node_catalogue import NodeCatalogue
+from .weights.manifest import Manifest, WeightSpec
+from .weights.folders import ModelFolderMap, default_map_path
+from .nodes.catalogue import NodeCatalogue
 from .outputs import check_format, collect, deliver
 from .plan import Plan, PlanContext, make_plan
-from .progress import PhaseTimer, ProgressReporter
+from .server.progress import PhaseTimer, ProgressReporter
 from .provenance import shareable_workflow, write_provenance
-from .server import ComfyUIServer, nvidia_driver_version
+from .server.process import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
-from .ui_models import EmbeddedModel, embedded_models
+from .weights.declared import EmbeddedModel, embedded_models
 from .urls import UrlPolicy, fetch_text
-from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
+from .weights.refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
 log = logging.getLogger("comfyui_wrapper")
 

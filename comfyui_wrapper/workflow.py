@@ -114,7 +114,7 @@ def parse_workflow(text: str) -> dict[str, Any]:
 
 def is_ui_format(data: Any) -> bool:
     """UI-format JSON (what Save writes) has a node list and links instead of node ids."""
-    from .ui_format import is_ui_format as detect
+    from .ui.convert import is_ui_format as detect
 
     return detect(data)
 
@@ -133,7 +133,7 @@ def convert_if_ui(data: dict[str, Any], object_info: dict[str, Any]) -> tuple[di
     """UI-format JSON becomes API format (exactly as ComfyUI's frontend would); API format passes as is."""
     if not is_ui_format(data):
         return data, False
-    from .ui_format import convert
+    from .ui.convert import convert
 
     return convert(data, object_info), True
 

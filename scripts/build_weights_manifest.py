@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from comfyui_wrapper.manifest import Manifest, WeightSpec  # noqa: E402
+from comfyui_wrapper.weights.manifest import Manifest, WeightSpec  # noqa: E402
 from generated_file import write_or_check  # noqa: E402
 
 DEFAULT_SOURCE = Path("/work/shared/sources/any-comfyui-workflow-weights.json")

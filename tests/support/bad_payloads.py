@@ -115,8 +115,8 @@ def big_png(path: Path, size: int) -> Path:
 # One row per attack: what is tried, what is sent, and the refusal expected. The row shape is the
 # one tests/support/hostile_urls.py uses for URL attacks, so the two tables read (and merge) as one.
 # ``payload`` is data, or a callable that builds it (given a folder). ``where`` says which test
-# drives the row: "unit" (tests/test_inputs_hostile.py, no ComfyUI) or "e2e" (the bad-input
-# matrix in tests/test_bad_inputs.py, which holds the first 44 rows, by its own ids).
+# drives the row: "unit" (tests/unit/inputs/test_hostile.py, no ComfyUI) or "e2e" (the bad-input
+# matrix in tests/e2e/test_bad_inputs.py, which holds the first 44 rows, by its own ids).
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,821 @@
+"""The weights cache: fetch each weight once, verify it once, keep it under a byte budget.
+
+Cache tree (``settings.weights_dir``, outside the ComfyUI tree)::
+
+    <weights_dir>/
+    ├── checkpoints/
+    │   └── sd_xl_base_1.0.safetensors       a weight, exactly where ComfyUI looks for it
+    ├── ultralytics/
+    │   └── bbox/face_yolov8m.pt             names may hold subfolders
+    ├── insightface/
+    │   └── antelopev2/                      a tar entry can be a directory
+    ├── loras/
+    │   └── 3f9a1c2e/my_lora.safetensors     a weight given by URL: <8 hex of the URL's hash>/<file name>
+    └── .cache/                              never shown to ComfyUI
+        ├── index.sqlite                     one row per verified weight: size, sha256, last use
+        ├── locks/<hash>.lock                fcntl.flock per weight; budget.lock while evicting
+        └── staging/<pid>-<random>/          downloads and tar extraction; renamed into place
+
+ComfyUI reads the folders through an ``extra_model_paths`` YAML written by
+``write_extra_model_paths`` (every folder name -> its cache subfolder, passed
+with ``--extra-model-paths-config``), so nothing is copied or linked.
+
+Why it works this way:
+
+- A hit is "the row in index.sqlite exists and the file has that size". The row
+  is written only after the bytes were verified (sha256 computed, and compared
+  when the manifest gives one), so a prediction never re-hashes gigabytes;
+  ``verify(name)`` re-hashes on demand. Sizes and sha256 the manifest does not
+  give are learned at the first download and checked on later ``verify``.
+- Every byte is written under ``.cache/staging`` and moved into place with one
+  ``os.replace`` on the same file system: a weight's name never points at a
+  partial file, and a failed download leaves nothing behind.
+- ``fcntl.flock`` on a per-weight lock file stops two processes from fetching
+  the same file; the second waits, then finds it cached. The lock only avoids
+  duplicate work: the rename is what keeps the cache correct.
+- Room is made before anything is downloaded (scan -> plan -> evict): least
+  recently used weights go first, never one the current request needs, and a
+  request that cannot fit fails with CacheBudgetError before any download. The
+  last-use times live in index.sqlite, so a restart keeps the LRU order.
+- Tokens: ``hf_token`` goes only to huggingface.co, ``civitai_token`` only to
+  civitai.com, as an Authorization header (download.fetch drops it on redirects
+  to other hosts); URLs are shown only through errors.redact.
+
+Known gaps: two processes planning at the same moment may together exceed the
+budget by what they download concurrently (each plan holds the budget lock, but
+in-flight downloads are not reserved). A tar entry needs its archive and the
+extracted copy on disk at once, so the free-disk check asks for twice its size.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import sys
+import tarfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator
+from urllib.parse import unquote, urlsplit
+
+from . import download
+from ..errors import (
+    CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, redact,
+)
+from .manifest import Manifest, WeightSpec
+from ..settings import Settings
+from ..sizes import human_bytes
+from ..urls import UrlPolicy
+
+_logger = logging.getLogger("comfyui_wrapper.weights.cache")
+
+CACHE_DIR = ".cache"
+PROGRESS_EVERY_S = 5.0
+HASH_CHUNK = 8 * 1024 * 1024
+URL_HASH_CHARS = 8
+# Names ComfyUI lists as model files (folder_paths.supported_pt_extensions, plus gguf and onnx).
+MODEL_FILE_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft", ".gguf", ".onnx")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS weights (
+    key TEXT PRIMARY KEY,         -- folder/name: the path under weights_dir
+    folder TEXT NOT NULL,
+    name TEXT NOT NULL,
+    url TEXT NOT NULL,            -- where it came from (redacted)
+    size INTEGER NOT NULL,        -- bytes (a directory: the sum of its files)
+    sha256 TEXT NOT NULL,         -- of the file (a directory: of its listing, see _hash_tree)
+    is_dir INTEGER NOT NULL,
+    verified_at REAL NOT NULL,
+    last_used REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class EnsureReport:
+    """What ensure_all did, for logs and metrics."""
+
+    paths: dict[str, Path]  # requested name -> path on disk
+    hits: int  # already cached (including ones another process fetched while we waited)
+    downloaded: int  # fetched by this call
+    bytes: int  # bytes read from the network by this call
+    seconds: float
+    evicted: tuple[str, ...] = ()  # keys removed to make room
+    url_names: dict[str, str] = field(default_factory=dict)  # URL -> name to put in the workflow
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    bytes: int
+    weights: int
+    budget: int  # 0 = unlimited
+    free_disk: int
+
+
+@dataclass(frozen=True)
+class _Record:
+    key: str
+    folder: str
+    name: str
+    url: str
+    size: int
+    sha256: str
+    is_dir: bool
+    last_used: float
+
+
+@dataclass
+class _Item:
+    """One weight this call needs: a manifest spec, or a URL turned into one."""
+
+    spec: WeightSpec
+    requested: str  # the name or URL the caller asked for
+    lock_key: str
+    url_dir: str | None = None  # for URL weights: "<folder>/<hash8>", the name is decided later
+    estimate: int | None = None
+    also: list[str] = field(default_factory=list)  # other URLs for the same file (differing only in tokens)
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.requested, *self.also] if self.url_dir is not None else []
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tree_files(root: Path) -> list[tuple[str, Path]]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for filename in filenames:
+            full = Path(dirpath) / filename
+            found.append((full.relative_to(root).as_posix(), full))
+    return sorted(found)
+
+
+def _tree_size(root: Path) -> int:
+    return sum(p.lstat().st_size for _, p in _tree_files(root) if not p.is_symlink())
+
+
+def _hash_tree(root: Path) -> str:
+    """A directory's sha256: of the sorted lines ``<relative path>\\0<file sha256>``."""
+    digest = hashlib.sha256()
+    for rel, full in _tree_files(root):
+        content = "link:" + os.readlink(full) if full.is_symlink() else _hash_file(full)
+        digest.update(f"{rel}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def _measure(path: Path) -> tuple[int, str, bool]:
+    """(size, sha256, is_dir) of a weight on disk."""
+    if path.is_dir():
+        return _tree_size(path), _hash_tree(path), True
+    return path.stat().st_size, _hash_file(path), False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sniff_extension(path: Path) -> str:
+    """An extension for a URL download that has none, from the file's first bytes.
+
+    ComfyUI lists only files with model extensions in most folders, so a file
+    saved as ``12345`` would be invisible to the loader.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if head[:4] == b"GGUF":
+        return ".gguf"
+    if head[:2] == b"PK":
+        return ".pt"  # torch.save's zip format
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return ".safetensors"
+    return ".bin"
+
+
+def _url_filename(url: str) -> str:
+    """The last path part of a URL, decoded, as a safe base name ("" if there is none).
+
+    Decoding can produce separators ("a%2F..%2Fx"), so the base name is taken after it.
+    """
+    name = unquote(urlsplit(url).path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return "" if name in (".", "..") else name
+
+
+def _set_wal(db: sqlite3.Connection, attempts: int = 200) -> None:
+    """Switch to WAL; SQLite answers "locked" at once (no busy wait) while another process
+    opens the same file, so retry briefly. WAL is persistent: later opens find it set."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
+class WeightCache:
+    """Weights on local disk, fetched on demand; see the module docstring for the layout."""
+
+    def __init__(self, settings: Settings, manifest: Manifest, *, log: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.manifest = manifest
+        self.log = log if log is not None else _logger.info
+        self.root = Path(settings.weights_dir)
+        self.meta = self.root / CACHE_DIR
+        self.locks = self.meta / "locks"
+        self.staging = self.meta / "staging"
+        self.db_path = self.meta / "index.sqlite"
+        self.policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.download_timeout_s)
+        self._connection: sqlite3.Connection | None = None
+        self._db_lock = threading.RLock()
+        for directory in (self.root, self.meta, self.locks, self.staging):
+            directory.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+        self._sweep_staging()
+
+    # --- paths and records --------------------------------------------------------------
+
+    def path_for(self, spec: WeightSpec) -> Path:
+        return self.root / spec.folder / spec.name
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """The index connection (WAL, busy timeout), one at a time within this process.
+
+        Kept open, because closing the last connection makes SQLite checkpoint and
+        fsync, which would cost every cache hit several milliseconds.
+        """
+        with self._db_lock:
+            if self._connection is None:
+                db = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
+                _set_wal(db)
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._connection = db
+            yield self._connection
+
+    def close(self) -> None:
+        """Close the index connection (it reopens on demand)."""
+        with self._db_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _records(self, keys: Iterable[str] | None = None) -> dict[str, _Record]:
+        query = "SELECT key, folder, name, url, size, sha256, is_dir, last_used FROM weights"
+        with self._db() as db:
+            if keys is None:
+                rows = db.execute(query).fetchall()
+            else:
+                wanted = list(keys)
+                rows = []
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start:start + 500]
+                    rows += db.execute(f"{query} WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return {row[0]: _Record(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7]) for row in rows}
+
+    def _url_record(self, url_dir: str) -> _Record | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT key, folder, name, url, size, sha256, is_dir, last_used FROM weights "
+                "WHERE key LIKE ? ESCAPE '\\' ORDER BY last_used DESC LIMIT 1",
+                (url_dir.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%",),
+            ).fetchone()
+        return _Record(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7]) if row else None
+
+    def _write_record(self, spec: WeightSpec, url: str, size: int, sha256: str, is_dir: bool) -> None:
+        now = time.time()
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO weights (key, folder, name, url, size, sha256, is_dir, verified_at, last_used) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (spec.key, spec.folder, spec.name, redact(url), size, sha256, int(is_dir), now, now),
+            )
+
+    def _touch(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        now = time.time()
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("UPDATE weights SET last_used = ? WHERE key = ?", [(now, key) for key in keys])
+            db.execute("COMMIT")
+
+    def _forget(self, key: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM weights WHERE key = ?", (key,))
+
+    def _is_hit(self, spec: WeightSpec, record: _Record | None) -> bool:
+        """Fast: a verified record and a file of that size; no hashing."""
+        if record is None:
+            return False
+        if spec.size is not None and record.size != spec.size:
+            return False
+        if spec.sha256 is not None and record.sha256 != spec.sha256:
+            return False  # the manifest now pins other bytes than the ones we have
+        path = self.path_for(spec)
+        try:
+            if record.is_dir:
+                return path.is_dir() and _tree_size(path) == record.size
+            stat = path.stat()
+        except OSError:
+            return False
+        return stat.st_size == record.size and not path.is_dir()
+
+    # --- locks and staging ----------------------------------------------------------------
+
+    @contextmanager
+    def _lock(self, key: str, *, wait_message: str | None = None) -> Iterator[None]:
+        path = self.locks / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if wait_message:
+                    self.log(wait_message)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    @contextmanager
+    def _staging_dir(self) -> Iterator[Path]:
+        path = self.staging / f"{os.getpid()}-{os.urandom(6).hex()}"
+        path.mkdir(parents=True)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _sweep_staging(self) -> None:
+        """Remove what killed processes left in staging (their pid is in the name)."""
+        for entry in self.staging.iterdir():
+            pid = entry.name.split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+    def _remove_path(self, path: Path) -> None:
+        """Remove a file or directory so that it vanishes at once (renamed away, then deleted)."""
+        if not path.exists() and not path.is_symlink():
+            return
+        if path.is_dir() and not path.is_symlink():
+            trash = self.staging / f"{os.getpid()}-trash-{os.urandom(6).hex()}"
+            os.replace(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    # --- the public operations ----------------------------------------------------------------
+
+    def ensure(self, spec: WeightSpec) -> Path:
+        return self.ensure_all([spec]).paths[spec.name]
+
+    def ensure_url(self, url: str, folder: str, *, keep: Iterable[WeightSpec] = ()) -> str:
+        """Download ``url`` into ``<folder>/<hash8>/<file name>``; return the name for the workflow.
+
+        ``keep``: other weights of the same workflow, protected from eviction.
+        """
+        return self.ensure_all(keep, urls=[(url, folder)]).url_names[url]
+
+    def ensure_all(self, specs: Iterable[WeightSpec], *, urls: Iterable[tuple[str, str]] = ()) -> EnsureReport:
+        """Make every weight present and verified; return where they are and what it cost.
+
+        ``urls`` are (url, folder) pairs for weights given by URL; their names for
+        the workflow come back in ``report.url_names``.
+        """
+        began = time.monotonic()
+        items = self._items(specs, urls)
+        records = self._records(item.spec.key for item in items if item.url_dir is None)
+        hits: list[_Item] = []
+        missing: list[_Item] = []
+        for item in items:
+            if item.url_dir is not None:
+                record = self._url_record(item.url_dir)
+                if record is not None:
+                    item.spec = self._url_spec(item, record.name.split("/", 1)[1])
+                    if self._is_hit(item.spec, record):
+                        hits.append(item)
+                        continue
+            elif self._is_hit(item.spec, records.get(item.spec.key)):
+                hits.append(item)
+                continue
+            missing.append(item)
+        self._touch(item.spec.key for item in hits)
+        paths = {item.requested: self.path_for(item.spec) for item in hits}
+        url_names = {url: item.spec.name for item in hits for url in item.urls}
+        if not missing:
+            return EnsureReport(paths, len(hits), 0, 0, time.monotonic() - began, (), url_names)
+
+        evicted: list[str] = []
+        workers = max(1, self.settings.download_parallel_files)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weights") as pool:
+            self._estimate(missing, pool)
+            evicted = self._make_room(missing, protected={item.spec.key for item in items} | {
+                item.url_dir for item in items if item.url_dir})
+            futures = [(item, pool.submit(self._obtain, item)) for item in missing]
+            errors: list[BaseException] = []
+            downloaded, transferred, extra_hits = 0, 0, 0
+            for item, future in futures:
+                try:
+                    spec, got_bytes = future.result()
+                except BaseException as exc:  # noqa: BLE001 - collected, the first is raised below
+                    errors.append(exc)
+                    continue
+                item.spec = spec
+                paths[item.requested] = self.path_for(spec)
+                url_names.update((url, spec.name) for url in item.urls)
+                if got_bytes is None:
+                    extra_hits += 1
+                else:
+                    downloaded += 1
+                    transferred += got_bytes
+        if errors:
+            for extra in errors[1:]:
+                self.log(f"Also failed: {str(extra).splitlines()[0]}")
+            raise errors[0]
+        seconds = time.monotonic() - began
+        if downloaded:
+            rate = transferred / seconds if seconds > 0 else 0.0
+            self.log(f"Weights: {downloaded} downloaded ({human_bytes(transferred)} in {seconds:.1f} s, "
+                     f"{rate / 1e6:.0f} MB/s), {len(hits) + extra_hits} already cached.")
+        return EnsureReport(paths, len(hits) + extra_hits, downloaded, transferred, seconds, tuple(evicted), url_names)
+
+    def cached_names(self, specs: Iterable[WeightSpec]) -> set[str]:
+        """Names among ``specs`` that are present and verified now (no hashing, no network)."""
+        specs = list(specs)
+        records = self._records(spec.key for spec in specs)
+        return {spec.name for spec in specs if self._is_hit(spec, records.get(spec.key))}
+
+    def record_sha256(self, spec: WeightSpec) -> str | None:
+        """The sha256 recorded when ``spec`` was verified (for provenance)."""
+        record = self._records([spec.key]).get(spec.key)
+        return record.sha256 if record is not None else spec.sha256
+
+    def verify(self, name: str, folder: str | None = None) -> bool:
+        """Re-hash a cached weight and compare with its record (and the manifest's sha256)."""
+        record = self._find_record(name, folder)
+        if record is None:
+            return False
+        path = self.root / record.folder / record.name
+        if not path.exists():
+            return False
+        with self._lock(record.key):
+            size, sha256, _ = _measure(path)
+        spec = self.manifest.get(record.name)
+        expected = spec.sha256 if spec is not None and spec.folder == record.folder and spec.sha256 else record.sha256
+        ok = size == record.size and sha256 == expected
+        if not ok:
+            self.log(f"{record.key}: verification failed (size {size} vs {record.size}, "
+                     f"sha256 {sha256[:12]}... vs {expected[:12]}...).")
+        return ok
+
+    def invalidate(self, name: str, folder: str | None = None) -> bool:
+        """Remove a weight (e.g. ComfyUI could not load it) so the next request fetches it again."""
+        record = self._find_record(name, folder)
+        spec = self.manifest.resolve(name)
+        key = record.key if record else (spec.key if spec else None)
+        if key is None:
+            return False
+        path = self.root / key
+        with self._lock(key):
+            existed = path.exists() or path.is_symlink()
+            self._remove_path(path)
+            self._forget(key)
+        self.log(f"{key}: removed from the cache; it will be downloaded again when next needed.")
+        return existed or record is not None
+
+    def usage(self) -> CacheUsage:
+        records = self._records()
+        return CacheUsage(sum(r.size for r in records.values()), len(records),
+                          self.settings.weights_budget_bytes, shutil.disk_usage(self.root).free)
+
+    def write_extra_model_paths(self, path: Path | str, folders: Iterable[str] = ()) -> Path:
+        """Write the YAML that shows ComfyUI every cache folder (pass it with --extra-model-paths-config).
+
+        Covers the manifest's folders, any folder already in the cache, and ``folders``.
+        """
+        names = set(self.manifest.folders) | set(folders)
+        names |= {p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        lines = [
+            "# Written by comfyui_wrapper.weights.cache: ComfyUI reads the weights cache from here.",
+            "comfyui_wrapper_weights:",
+            f"  base_path: {json.dumps(str(self.root.resolve()))}",
+            "  is_default: false",
+        ]
+        for folder in sorted(names, key=str.lower):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+            lines.append(f"  {json.dumps(folder)}: {json.dumps(folder)}")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temp.write_text("\n".join(lines) + "\n")
+        os.replace(temp, target)
+        return target
+
+    # --- planning -------------------------------------------------------------------------------
+
+    def _items(self, specs: Iterable[WeightSpec], urls: Iterable[tuple[str, str]]) -> list[_Item]:
+        items: dict[str, _Item] = {}
+        for spec in specs:
+            items.setdefault(spec.key, _Item(spec, spec.name, spec.key))
+        for url, folder in urls:
+            if not folder or "/" in folder or folder.startswith("."):
+                raise ValueError(f"Cannot store a weight from {redact(url)} in folder {folder!r}: "
+                                 "name a ComfyUI model folder such as loras or checkpoints.")
+            url_hash = hashlib.sha256(redact(url).encode()).hexdigest()[:URL_HASH_CHARS]
+            url_dir = f"{folder}/{url_hash}"
+            placeholder = WeightSpec(name=f"{url_hash}/{_url_filename(url) or 'download'}", folder=folder, url=url)
+            existing = items.setdefault(url_dir, _Item(placeholder, url, url_dir, url_dir=url_dir))
+            if existing.requested != url and url not in existing.also:
+                existing.also.append(url)
+        return list(items.values())
+
+    def _url_spec(self, item: _Item, filename: str) -> WeightSpec:
+        url_hash = item.url_dir.rsplit("/", 1)[1] if item.url_dir else ""
+        return WeightSpec(name=f"{url_hash}/{filename}", folder=item.spec.folder, url=item.spec.url)
+
+    def _headers(self, url: str) -> dict[str, str]:
+        """The token for the URL's own host, and no other."""
+        host = (urlsplit(url).hostname or "").lower()
+        if self.settings.hf_token and host in ("huggingface.co", "hf.co"):
+            return {"Authorization": f"Bearer {self.settings.hf_token}"}
+        if self.settings.civitai_token and (host == "civitai.com" or host.endswith(".civitai.com")):
+            return {"Authorization": f"Bearer {self.settings.civitai_token}"}
+        return {}
+
+    def _estimate(self, missing: list[_Item], pool: ThreadPoolExecutor) -> None:
+        """Bytes each missing weight will take: the manifest's size, else the server's answer."""
+        def probe(item: _Item) -> None:
+            if item.spec.size is not None:
+                item.estimate = item.spec.size
+                return
+            failures = []
+            for url, _archive in item.spec.sources():
+                try:
+                    result = download.probe(url, policy=self.policy, headers=self._headers(url),
+                                            timeout_s=self.settings.download_timeout_s)
+                except (WeightDownloadError, UnsafeInputError) as exc:
+                    failures.append(exc)
+                    continue
+                item.estimate = result.size if result.size is not None else item.spec.approx_size
+                if item.url_dir is not None:
+                    name = result.filename_hint or _url_filename(url) or _url_filename(result.url)
+                    item.spec = self._url_spec(item, name or "download")
+                return
+            raise self._all_failed(item.spec, failures)
+
+        errors = []
+        for future in [pool.submit(probe, item) for item in missing]:
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def _make_room(self, missing: list[_Item], protected: set[str]) -> list[str]:
+        """Evict least recently used weights until the missing ones fit; or fail before downloading."""
+        need = sum(item.estimate or 0 for item in missing)
+        # A tar needs its archive and the extracted copy at once.
+        need_disk = need + sum(item.estimate or 0 for item in missing if item.spec.archive == "tar")
+        budget = self.settings.weights_budget_bytes
+        evicted: list[str] = []
+        with self._lock("budget"):
+            records = self._records()
+            in_use = {key for key in records if key in protected or key.rsplit("/", 1)[0] in protected}
+            used = sum(r.size for key, r in records.items() if key not in {i.spec.key for i in missing})
+            pinned = sum(records[key].size for key in in_use if key in records)
+            free = shutil.disk_usage(self.root).free
+            candidates = sorted((r for key, r in records.items() if key not in in_use), key=lambda r: r.last_used)
+            plan: list[_Record] = []
+            for record in candidates:
+                over_budget = budget > 0 and used + need > budget
+                over_disk = need_disk > free
+                if not (over_budget or over_disk):
+                    break
+                plan.append(record)
+                used -= record.size
+                free += record.size
+            if budget > 0 and used + need > budget:
+                raise CacheBudgetError(
+                    f"The weights this workflow needs do not fit in the cache budget: {human_bytes(need)} to "
+                    f"download ({self._list(missing)}) plus {human_bytes(pinned)} already cached and used by this "
+                    f"workflow, but CW_WEIGHTS_BUDGET is {human_bytes(budget)}.",
+                    needed_bytes=need + pinned, budget_bytes=budget,
+                )
+            if need_disk > free:
+                raise CacheBudgetError(
+                    f"Not enough disk space in {self.root} for this workflow's weights: {human_bytes(need_disk)} "
+                    f"needed ({self._list(missing)}), {human_bytes(free)} free even after evicting every cached "
+                    "weight this workflow does not use.",
+                    needed_bytes=need_disk, free_bytes=free,
+                )
+            for record in plan:
+                with self._lock(record.key):
+                    self._remove_path(self.root / record.key)
+                    self._forget(record.key)
+                evicted.append(record.key)
+                self.log(f"Evicted {record.key} ({human_bytes(record.size)}, least recently used) to make room.")
+        return evicted
+
+    @staticmethod
+    def _list(items: list[_Item], limit: int = 5) -> str:
+        shown = ", ".join(f"{item.spec.name} {human_bytes(item.estimate)}" for item in items[:limit])
+        return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+    # --- fetching ---------------------------------------------------------------------------------
+
+    def _progress(self) -> Callable[[download.Progress], None]:
+        """A line when a download starts and every few seconds (bytes, rate, ETA); the end is
+        logged by _download's "ready" line. On a terminal (the CLI), a tqdm bar instead."""
+        if sys.stderr.isatty():
+            return download.tqdm_progress()
+        last = [-PROGRESS_EVERY_S]
+
+        def report(p: download.Progress) -> None:
+            now = time.monotonic()
+            if not p.finished and now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                self.log(download.format_progress(p))
+
+        return report
+
+    def _obtain(self, item: _Item) -> tuple[WeightSpec, int | None]:
+        """Download one weight under its lock; (spec, bytes) or (spec, None) if another process did."""
+        wait = f"{item.spec.key}: another process is downloading it; waiting."
+        with self._lock(item.lock_key, wait_message=wait):
+            if item.url_dir is not None:
+                record = self._url_record(item.url_dir)
+                if record is not None:
+                    spec = self._url_spec(item, record.name.split("/", 1)[1])
+                    if self._is_hit(spec, record):
+                        self._touch([spec.key])
+                        return spec, None
+            elif self._is_hit(item.spec, self._records([item.spec.key]).get(item.spec.key)):
+                self._touch([item.spec.key])
+                return item.spec, None
+            return self._download(item)
+
+    def _download(self, item: _Item) -> tuple[WeightSpec, int]:
+        spec = item.spec
+        failures: list[BaseException] = []
+        for url, archive in spec.sources():
+            began = time.monotonic()
+            try:
+                with self._staging_dir() as staging:
+                    if archive == "tar":
+                        entry, transferred = self._fetch_tar(spec, url, staging)
+                        size, sha256, is_dir = _measure(entry)
+                    else:
+                        entry, transferred, size, sha256 = self._fetch_file(item, url, staging)
+                        is_dir = False
+                        if item.url_dir is not None:
+                            spec = self._url_spec(item, entry.name)
+                    self._check(spec, url, size, sha256)
+                    final = self.path_for(spec)
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    self._remove_path(final)  # a stale or corrupt copy
+                    os.replace(entry, final)
+                # Recorded only now: the record is what makes it a hit.
+                self._write_record(spec, url, size, sha256, is_dir)
+                seconds = time.monotonic() - began
+                self.log(f"{spec.key}: ready, {human_bytes(size)} in {seconds:.1f} s "
+                         f"({transferred / max(seconds, 1e-6) / 1e6:.0f} MB/s).")
+                return spec, transferred
+            except (CacheBudgetError, UnsafeInputError):
+                raise  # a full disk or a refused URL: no mirror will do better
+            except (WeightDownloadError, OSError, tarfile.TarError) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise CacheBudgetError(
+                        f"The disk filled up while storing {spec.key} from {redact(url)}.",
+                        filename=spec.name, url=redact(url)) from None
+                failures.append(exc)
+                if len(spec.sources()) > 1:
+                    self.log(f"{spec.key}: {str(exc).splitlines()[0]}")
+        raise self._all_failed(spec, failures)
+
+    def _fetch_file(self, item: _Item, url: str, staging: Path) -> tuple[Path, int, int, str]:
+        """(path in staging, bytes transferred, size, sha256) of a URL that serves the weight itself."""
+        spec = item.spec
+        filename = PurePosixPath(spec.name).name
+        result = download.fetch(
+            url, staging / filename, size=spec.size, sha256=spec.sha256, policy=self.policy,
+            headers=self._headers(url), connections=self.settings.download_connections,
+            timeout_s=self.settings.download_timeout_s, progress=self._progress(),
+        )
+        path = result.path
+        if item.url_dir is not None:
+            wanted = result.filename_hint or filename
+            if not wanted.lower().endswith(MODEL_FILE_EXTENSIONS):
+                wanted += _sniff_extension(path)
+            if wanted != path.name:
+                path = path.rename(path.with_name(wanted))
+        return path, result.bytes_transferred, result.size, result.sha256
+
+    def _fetch_tar(self, spec: WeightSpec, url: str, staging: Path) -> tuple[Path, int]:
+        basename = PurePosixPath(spec.name).name
+        result = download.fetch(
+            url, staging / f"{basename}.tar", policy=self.policy, headers=self._headers(url),
+            connections=self.settings.download_connections, timeout_s=self.settings.download_timeout_s,
+            progress=self._progress(),
+        )
+        out = staging / "x"
+        out.mkdir()
+        try:
+            with tarfile.open(result.path) as archive:
+                members = archive.getmembers()
+                total = sum(m.size for m in members if m.isfile())
+                free = shutil.disk_usage(staging).free
+                if total > free:
+                    raise CacheBudgetError(
+                        f"Not enough disk space to extract {spec.key} from {redact(url)}: "
+                        f"{human_bytes(total)} needed, {human_bytes(free)} free.", filename=spec.name, url=redact(url))
+                archive.extractall(out, filter="data")
+        except tarfile.FilterError as exc:
+            raise UnsafeInputError(
+                f"The archive for {spec.key} from {redact(url)} has an unsafe entry ({exc}); nothing was kept.",
+                fix="Report the weight's URL; archives must not hold absolute paths, '..' or links outside.",
+                filename=spec.name, url=redact(url)) from None
+        except tarfile.ReadError as exc:
+            raise WeightDownloadError(
+                f"The file downloaded for {spec.key} from {redact(url)} is not a readable tar archive ({exc}).",
+                fix="Check the manifest entry's URL and archive kind.", filename=spec.name, url=redact(url),
+            ) from None
+        finally:
+            result.path.unlink(missing_ok=True)  # the archive is not needed once extracted
+        for candidate in (out / spec.name, out / basename):
+            if candidate.exists():
+                return candidate, result.bytes_transferred
+        listing = sorted(p.name for p in out.iterdir())[:10]
+        raise WeightDownloadError(
+            f"The archive for {spec.key} from {redact(url)} does not contain {spec.name!r}; "
+            f"it holds {listing or 'nothing'}.",
+            fix="Correct the manifest entry's name or URL.", filename=spec.name, url=redact(url),
+        )
+
+    def _check(self, spec: WeightSpec, url: str, size: int, sha256: str) -> None:
+        """The manifest's size and sha256, when it gives them, for the weight itself."""
+        if spec.size is not None and size != spec.size:
+            raise ChecksumMismatchError(
+                f"{spec.key} from {redact(url)} is {size} bytes, but the manifest says {spec.size}.",
+                fix="The file changed upstream or the manifest is wrong: correct the manifest entry.",
+                filename=spec.name, url=redact(url), expected_size=spec.size, actual_size=size)
+        if spec.sha256 is not None and sha256 != spec.sha256:
+            raise ChecksumMismatchError(
+                f"{spec.key} from {redact(url)} has sha256 {sha256}, but the manifest says {spec.sha256}.",
+                fix="Retry once; if it persists, the file changed upstream: correct the manifest entry.",
+                filename=spec.name, url=redact(url), expected_sha256=spec.sha256, actual_sha256=sha256)
+
+    def _all_failed(self, spec: WeightSpec, failures: list[BaseException]) -> BaseException:
+        if len(failures) == 1:
+            return failures[0]
+        lines = "\n".join(f"- {str(f).splitlines()[0]}" for f in failures)
+        first = failures[0]
+        return WeightDownloadError(
+            f"Could not download {spec.key} from any of its {len(failures)} sources:\n{lines}",
+            fix=getattr(first, "fix", None), filename=spec.name, url=redact(spec.url))
+
+    def _find_record(self, name: str, folder: str | None) -> _Record | None:
+        spec = self.manifest.resolve(name)
+        keys = [f"{folder}/{name}"] if folder else []
+        if spec is not None:
+            keys.append(spec.key)
+        records = self._records(keys)
+        for key in keys:
+            if key in records:
+                return records[key]
+        if folder is None:
+            with self._db() as db:
+                row = db.execute("SELECT key FROM weights WHERE name = ? LIMIT 1", (name,)).fetchone()
+            if row:
+                return self._records([row[0]]).get(row[0])
+        return None
+
+
+__all__ = ["WeightCache", "EnsureReport", "CacheUsage"]

@@ -51,7 +51,7 @@ from .provenance import write_provenance
 from .server import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
 from .ui_models import EmbeddedModel, embedded_models
-from .urls import UrlPolicy, fetch_text
+from .urls import Scope, UrlPolicy, fetch_text
 from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
 log = logging.getLogger("comfyui_wrapper")
@@ -119,6 +119,7 @@ class WorkflowRunner:
         self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s,
                                     total_timeout_s=settings.url_total_timeout_s)
         self.limits = InputLimits.from_settings(settings)
+        self._scope = Scope()  # the current prediction's deadline and cancel (run() makes a new one)
 
     def _load_folder_map(self) -> ModelFolderMap | None:
         try:
@@ -194,7 +195,7 @@ class WorkflowRunner:
     def _place_input(self, input_file: Path | str) -> PlacedInputs:
         """input_file (a path; from the CLI also a URL or data: URI) into input/."""
         source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
-                                      self.url_policy, self.limits)
+                                      self.url_policy, self.limits, scope=self._scope)
         return place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
 
     def plan_context(self, object_info: dict[str, Any], embedded: Sequence[EmbeddedModel] = ()) -> PlanContext:
@@ -216,6 +217,9 @@ class WorkflowRunner:
 
     def run(self, request: RunRequest) -> RunResult:
         timer = PhaseTimer()
+        # One deadline for the whole prediction, downloads included; network work runs through
+        # scope.call, so a Cog cancel (an async exception) lands within a fraction of a second.
+        self._scope = Scope.within(self.settings.prediction_timeout_s)
         try:
             return self._run(request, timer)
         except BaseException:
@@ -230,7 +234,8 @@ class WorkflowRunner:
             client = self._ensure_ready()
             self._reset_dirs()
             object_info = client.object_info()
-            data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json, lambda url: fetch_text(url, self.url_policy)))
+            data = wf.parse_workflow(self._scope.call(wf.load_workflow_text, request.workflow_json,
+                                                      lambda url: fetch_text(url, self.url_policy, scope=self._scope)))
             embedded = embedded_models(data) if wf.is_ui_format(data) else []
             data, converted = wf.convert_if_ui(data, object_info)
             if converted:
@@ -265,13 +270,14 @@ class WorkflowRunner:
         s = self.settings
         with timer.phase("inputs"):
             if request.input_file is not None:
-                log.info(self._place_input(request.input_file).describe())
+                log.info(self._scope.call(self._place_input, request.input_file).describe())
         with timer.phase("plan"):
             plan = make_plan(workflow, self.plan_context(object_info, embedded),
                              randomise_seeds=request.randomise_seeds, converted_from_ui=converted)
             plan.raise_for_problems()
         with timer.phase("inputs"):
-            workflow, fetched = fetch_workflow_urls(workflow, s.input_dir, self.url_policy, self.limits)
+            workflow, fetched = self._scope.call(fetch_workflow_urls, workflow, s.input_dir, self.url_policy,
+                                                 self.limits, scope=self._scope)
             for item in fetched:
                 log.info("Fetched %r into input/%s (%d bytes).", item, item.local_name, item.size)
             # The plan already checked every input file; only fetched URLs add new references.
@@ -280,7 +286,8 @@ class WorkflowRunner:
         weight_refs = plan.weight_refs
         assert weight_refs is not None
         with timer.phase("weights"):
-            report = self.cache.ensure_all(weight_refs.specs, urls=[(u.url, u.folder) for u in weight_refs.urls])
+            report = self._scope.call(self.cache.ensure_all, weight_refs.specs,
+                                      urls=[(u.url, u.folder) for u in weight_refs.urls], scope=self._scope)
             workflow = apply_rewrites(workflow, [*weight_refs.rewrites,
                                                  *rewrites_for_urls(weight_refs.urls, report.url_names)])
         stats = {"weights_downloaded": report.downloaded, "weights_bytes_downloaded": report.bytes,
@@ -333,7 +340,7 @@ class WorkflowRunner:
         try:
             outcome = client.wait(
                 prompt_id,
-                timeout_s=self.settings.prediction_timeout_s,
+                timeout_s=self._time_left(),
                 stall_timeout_s=self.settings.stall_timeout_s,
                 on_event=reporter,
                 is_alive=self.server.is_alive,
@@ -353,6 +360,15 @@ class WorkflowRunner:
         if outcome.status == "interrupted":
             raise PredictionInterruptedError("The run was interrupted before it finished.")
         return outcome
+
+    def _time_left(self) -> float:
+        """What the prediction's one deadline leaves for execution (downloads took the rest)."""
+        remaining = self._scope.remaining()
+        if remaining is None:
+            return self.settings.prediction_timeout_s
+        if remaining <= 0:
+            raise self._scope.error() if self._scope.expired() else PredictionTimeoutError("The deadline passed.")
+        return remaining
 
     def _abort(self, client: ComfyUIClient, settle_s: float = 10.0) -> None:
         """Stop the running prompt and empty the queue, so the next prediction starts clean.

@@ -448,6 +448,8 @@ def _download(
                         fix="Try again; if it keeps failing, the server is unreliable: host the file elsewhere.",
                         url=redact(url),
                     ) from None
+            if session.scope is not None:
+                session.scope.check()  # an abort shuts the socket down, which a body without length reads as its end
             if taken == 0:
                 raise InputFileError(f"URL {redact(url)!r} returned an empty body.", url=redact(url))
             if not checked:

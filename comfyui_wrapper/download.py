@@ -865,6 +865,7 @@ def _run(
         assert session is not None
         first, total, ranged, decode = _first_response(requester, session, url, retries)
         hint = filename_from_disposition(first.headers.get("Content-Disposition"))
+        log.info("%s: downloading from host %s.", name, urlsplit(first.url).hostname)
         if size is not None and total is not None and total != size:
             raise ChecksumMismatchError(
                 f"{name}: the server at {redact(url)} offers {total} bytes, but {size} were expected.",

@@ -31,6 +31,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import socket
 import threading
@@ -47,6 +48,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import DownloadError, PredictionInterruptedError, PredictionTimeoutError, UnsafeInputError, redact
+
+log = logging.getLogger("comfyui_wrapper.urls")
 
 # Cloud metadata endpoints that are not covered by the address rules below.
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "metadata.azure.internal"}
@@ -506,6 +509,8 @@ def open_url(
             response.close()
             current = session.checked(next_hop(current, response), policy)
             continue
+        log.info("Fetching %s from host %s (%s).", redact(url), current.host,
+                 session.pins.get((current.host, current.port), "?"))
         return response, current
     raise DownloadError(f"URL {redact(url)!r} redirected more than {MAX_REDIRECTS} times.", url=redact(url))
 

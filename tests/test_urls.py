@@ -331,3 +331,43 @@ def test_a_file_fetched_with_a_user_token_is_not_served_to_another_user(tmp_path
     index = sqlite3.connect(tmp_path / "weights" / ".cache" / "index.sqlite").execute("SELECT url, key FROM weights")
     dump = repr(index.fetchall()) + repr(sorted(str(p) for p in (tmp_path / "weights").rglob("*")))
     assert "USER_A_SECRET" not in dump and "USER_B_SECRET" not in dump
+
+
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="needs the openssl command")
+def test_a_pinned_https_connection_keeps_the_name_for_sni_and_the_certificate(tmp_path, monkeypatch):
+    import http.server
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=public.test", "-addext", "subjectAltName=DNS:public.test"],
+                   check=True, capture_output=True)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        fake_dns(monkeypatch, {"public.test": ["127.0.0.1"]}, public={"127.0.0.1"})
+        url = f"https://public.test:{httpd.server_address[1]}/x"
+        with urls.new_session() as session:
+            session.checked(url, PUBLIC)
+            assert session.get(url, verify=str(cert), timeout=5).text == "ok"
+        assert names == ["public.test"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

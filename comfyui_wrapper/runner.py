@@ -332,7 +332,7 @@ class WorkflowRunner:
         for spec in corrupt:
             log.warning("Cached weight %s/%s failed its checksum; fetching it again.", spec.folder, spec.name)
             self.cache.invalidate(spec.name, spec.folder)
-        self.cache.ensure_all(corrupt)
+        self._scope.call(self.cache.ensure_all, corrupt, scope=self._scope)
         return True
 
     def _wait(self, client: ComfyUIClient, prompt_id: str, workflow: wf.Workflow) -> RunOutcome:

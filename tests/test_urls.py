@@ -371,3 +371,12 @@ def test_a_pinned_https_connection_keeps_the_name_for_sni_and_the_certificate(tm
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize("param", ["token", "hf_token", "X-Amz-Security-Token", "api_key", "Signature", "sig",
+                                   "access_token", "client_secret", "password"])
+def test_every_secret_looking_query_parameter_is_redacted(param):
+    from comfyui_wrapper.errors import redact
+
+    shown = redact(f"https://host.test/x.safetensors?download=true&{param}=SECRET123")
+    assert "SECRET123" not in shown and "download=true" in shown and "host.test" in shown

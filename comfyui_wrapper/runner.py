@@ -217,9 +217,7 @@ class WorkflowRunner:
 
     def run(self, request: RunRequest) -> RunResult:
         timer = PhaseTimer()
-        # One deadline for the whole prediction, downloads included; network work runs through
-        # scope.call, so a Cog cancel (an async exception) lands within a fraction of a second.
-        self._scope = Scope.within(self.settings.prediction_timeout_s)
+        self._scope = Scope()
         try:
             return self._run(request, timer)
         except BaseException:
@@ -232,6 +230,10 @@ class WorkflowRunner:
         with timer.phase("prepare"):
             check_format(request.output_format, request.output_quality)
             client = self._ensure_ready()
+            # One deadline for the whole prediction (from here: a ComfyUI restart is the container's own
+            # recovery), downloads included; network work runs through scope.call, so a Cog cancel (an
+            # async exception) lands within a fraction of a second.
+            self._scope = Scope.within(self.settings.prediction_timeout_s)
             self._reset_dirs()
             object_info = client.object_info()
             data = wf.parse_workflow(self._scope.call(wf.load_workflow_text, request.workflow_json,
@@ -337,16 +339,21 @@ class WorkflowRunner:
 
     def _wait(self, client: ComfyUIClient, prompt_id: str, workflow: wf.Workflow) -> RunOutcome:
         reporter = ProgressReporter(workflow)
+        left = self._time_left()
         try:
             outcome = client.wait(
                 prompt_id,
-                timeout_s=self._time_left(),
+                timeout_s=left,
                 stall_timeout_s=self.settings.stall_timeout_s,
                 on_event=reporter,
                 is_alive=self.server.is_alive,
             )
-        except PredictionTimeoutError:
+        except PredictionTimeoutError as error:
             self._abort(client)
+            limit = self.settings.prediction_timeout_s
+            if left != limit and f"within {left:g} s" in error.message:  # say the deadline the user set
+                raise type(error)(error.message.replace(f"within {left:g} s", f"within {limit:g} s"),
+                                  fix=error.fix, **error.fields) from None
             raise
         except ConnectionLost:
             raise self._crashed(reporter.current, workflow) from None

@@ -380,3 +380,13 @@ def test_every_secret_looking_query_parameter_is_redacted(param):
 
     shown = redact(f"https://host.test/x.safetensors?download=true&{param}=SECRET123")
     assert "SECRET123" not in shown and "download=true" in shown and "host.test" in shown
+
+
+@pytest.mark.parametrize("fetcher", FETCHERS)
+def test_a_flood_of_headers_is_a_clean_error(tmp_path, monkeypatch, fetcher):
+    fake_dns(monkeypatch, {"public.test": ["127.0.0.1"]}, public={"127.0.0.1"})
+    with hostile_server() as server:
+        server.routes["/x.png"] = Route(body=PNG, headers={f"X-Filler-{i}": "a" * 1000 for i in range(500)})
+        with pytest.raises(DownloadError):
+            _fetchers(tmp_path)[fetcher](f"http://public.test:{server.port}/x.png")
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))

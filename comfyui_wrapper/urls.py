@@ -415,6 +415,12 @@ class _PinnedMixin:
             self.scope.register(sock)
         return sock
 
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        # For https the TLS socket replaces the one _new_conn made (which is then detached): register it too.
+        if self.scope is not None and self.sock is not None:  # type: ignore[attr-defined]
+            self.scope.register(self.sock)  # type: ignore[attr-defined]
+
 
 class _PinnedAdapter(HTTPAdapter):
     def __init__(self, pins: dict[tuple[str, int], str], scope: Scope | None) -> None:

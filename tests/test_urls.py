@@ -347,6 +347,16 @@ def test_a_pinned_https_connection_keeps_the_name_for_sni_and_the_certificate(tm
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
+            if self.path == "/slow":
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                try:
+                    while True:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    return
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
@@ -368,6 +378,28 @@ def test_a_pinned_https_connection_keeps_the_name_for_sni_and_the_certificate(tm
             session.checked(url, PUBLIC)
             assert session.get(url, verify=str(cert), timeout=5).text == "ok"
         assert names == ["public.test"]
+        # an abort ends a blocked read on a TLS connection at once (its TLS socket is the one shut down)
+        scope = Scope()
+        ended: list = []
+
+        def read_slowly():
+            with urls.new_session(scope) as session:
+                session.checked(url, PUBLIC)
+                response = session.get(url.replace("/x", "/slow"), verify=str(cert), timeout=30, stream=True)
+                try:
+                    for _ in response.iter_content(1):
+                        pass
+                except Exception:  # noqa: BLE001
+                    pass
+                ended.append(time.monotonic())
+
+        reader = threading.Thread(target=read_slowly, daemon=True)
+        reader.start()
+        time.sleep(1.0)
+        began = time.monotonic()
+        scope.abort("cancel")
+        reader.join(5)
+        assert ended and ended[0] - began < 1.0
     finally:
         httpd.shutdown()
         httpd.server_close()

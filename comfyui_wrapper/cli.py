@@ -15,13 +15,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import workflow as wf
 from .errors import WrapperError
 from .outputs import OUTPUT_FORMATS
 from .server.progress import configure_logging
 from .runner import RunRequest, WorkflowRunner
 from .settings import Settings
-from .weights.declared import embedded_models
 
 log = logging.getLogger("comfyui_wrapper")
 
@@ -84,10 +82,8 @@ def _workflow_for(runner: WorkflowRunner, text: str, object_info: dict | None) -
         runner.start()
         assert runner.client is not None
         object_info = runner.client.object_info()
-    data = wf.parse_workflow(wf.load_workflow_text(text))
-    embedded = embedded_models(data) if wf.is_ui_format(data) else []
-    data, converted = wf.convert_if_ui(data, object_info)
-    return wf.check_shape(data), object_info, converted, embedded
+    loaded = runner.load_workflow(text, object_info)
+    return loaded.workflow, object_info, loaded.converted, loaded.embedded
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from . import workflow as wf
 from .inputs.archives import InputLimits
 from .weights.cache import URL_HASH_CHARS, WeightCache
 from .server.client import ComfyUIClient, ConnectionLost, RunOutcome
-from .nodes.packs import ImportFailure, load_packs, report_failed_imports, setup_report
+from .nodes.packs import ImportFailure, load_packs, pack_commits, report_failed_imports, setup_report
 from .errors import (
     ComfyUICrashedError,
     ExecutionError,
@@ -56,6 +56,7 @@ from .server.progress import PhaseTimer, ProgressReporter
 from .provenance import shareable_workflow, write_provenance
 from .server.process import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
+from .ui.convert import convert as convert_ui
 from .weights.declared import EmbeddedModel, embedded_models
 from .urls import Scope, UrlPolicy, fetch_text
 from .weights.refs import apply_rewrites, core_folder_for, rewrites_for_urls
@@ -93,6 +94,15 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     workflow: wf.Workflow = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)  # bytes downloaded, cache hits...
+
+
+@dataclass
+class LoadedWorkflow:
+    """A workflow as the runner reads it: API format, whether it was converted, the models a UI file declared."""
+
+    workflow: wf.Workflow
+    converted: bool
+    embedded: list[EmbeddedModel]
 
 
 @dataclass
@@ -228,6 +238,20 @@ class WorkflowRunner:
                                       self.url_policy, self.limits, scope=self._scope)
         return place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
 
+    def load_workflow(self, text: str, object_info: dict[str, Any]) -> LoadedWorkflow:
+        """What the user sent (JSON, an http(s) URL or data: URI, '' for the example) -> API format.
+
+        The one path from text to a workflow for ``run``, ``convert`` and ``plan``: URLs are fetched
+        under this runner's URL policy (within the current prediction's scope), a UI-format file is
+        converted with ``object_info`` and the models it declares are kept for the plan.
+        """
+        data = wf.parse_workflow(self._scope.call(wf.load_workflow_text, text,
+                                                  lambda url: fetch_text(url, self.url_policy, scope=self._scope)))
+        if not wf.is_ui_format(data):
+            return LoadedWorkflow(wf.check_shape(data), converted=False, embedded=[])
+        embedded = embedded_models(data)
+        return LoadedWorkflow(wf.check_shape(convert_ui(data, object_info)), converted=True, embedded=embedded)
+
     def plan_context(self, object_info: dict[str, Any], embedded: Sequence[EmbeddedModel] = ()) -> PlanContext:
         folder_for = self.folder_map.folder_for if self.folder_map is not None else core_folder_for
         return PlanContext(
@@ -277,14 +301,10 @@ class WorkflowRunner:
             self._scope = Scope.within(self.settings.prediction_timeout_s)
             self._reset_dirs()
             object_info = client.object_info()
-            data = wf.parse_workflow(self._scope.call(wf.load_workflow_text, request.workflow_json,
-                                                      lambda url: fetch_text(url, self.url_policy, scope=self._scope)))
-            embedded = embedded_models(data) if wf.is_ui_format(data) else []
-            data, converted = wf.convert_if_ui(data, object_info)
-            if converted:
-                log.info("Converted the UI-format workflow to API format (%d nodes).", len(data))
-            workflow = wf.check_shape(data)
-        prepared = self._prepare(workflow, request, timer, object_info, converted, embedded)
+            loaded = self.load_workflow(request.workflow_json, object_info)
+            if loaded.converted:
+                log.info("Converted the UI-format workflow to API format (%d nodes).", len(loaded.workflow))
+        prepared = self._prepare(loaded.workflow, request, timer, object_info, loaded.converted, loaded.embedded)
         if request.force_reset_cache:
             log.info("Resetting ComfyUI's execution cache (force_reset_cache).")
             client.free(free_memory=True)
@@ -303,7 +323,7 @@ class WorkflowRunner:
                 files.append(write_provenance(
                     self.settings.results_dir / "provenance.json", workflow=shared, seeds=prepared.seeds,
                     specs=prepared.specs, url_weights=prepared.url_weights, sha_for=self.cache.record_sha256,
-                    comfyui_dir=self.settings.comfyui_dir,
+                    comfyui_dir=self.settings.comfyui_dir, custom_nodes=pack_commits(self.settings.comfyui_dir),
                     options={"output_format": request.output_format, "output_quality": request.output_quality,
                              "randomise_seeds": request.randomise_seeds, "return_temp_files": request.return_temp_files},
                 ))

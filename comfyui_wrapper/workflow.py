@@ -14,6 +14,7 @@ import copy
 import json
 import random
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -113,10 +114,16 @@ def parse_workflow(text: str) -> dict[str, Any]:
 
 
 def is_ui_format(data: Any) -> bool:
-    """UI-format JSON (what Save writes) has a node list and links instead of node ids."""
-    from .ui.convert import is_ui_format as detect
-
-    return detect(data)
+    """UI-format JSON (what Save writes: a ``nodes`` list plus ``links``), not an API prompt (node ids)."""
+    if not isinstance(data, Mapping):
+        return False
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list):
+        return False
+    if "links" in data:
+        return True
+    # version 1 exports may omit "links" when empty; an API prompt never has a list under "nodes".
+    return "version" in data or "last_node_id" in data or "state" in data
 
 
 def ui_format_error() -> UIFormatError:
@@ -127,15 +134,6 @@ def ui_format_error() -> UIFormatError:
             "(older versions: the 'Save (API Format)' button) and send that file instead."
         ),
     )
-
-
-def convert_if_ui(data: dict[str, Any], object_info: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """UI-format JSON becomes API format (exactly as ComfyUI's frontend would); API format passes as is."""
-    if not is_ui_format(data):
-        return data, False
-    from .ui.convert import convert
-
-    return convert(data, object_info), True
 
 
 def check_shape(data: dict[str, Any]) -> Workflow:

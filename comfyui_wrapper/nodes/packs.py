@@ -435,3 +435,16 @@ def check_nodes(
         node_ids=[p.node_id for p in problems],
         class_types=sorted({p.class_type for p in problems}),
     )
+
+
+def pack_commits(comfyui_dir: Path) -> list[dict[str, Any]]:
+    """From the installer's lock file: each pack's name, repository and full commit (for provenance.json)."""
+    try:
+        lock = json.loads((comfyui_dir / LOCK_FILE).read_text())
+    except (OSError, ValueError):
+        lock = {}
+    packs = lock.get("packs", lock) if isinstance(lock, dict) else lock
+    if isinstance(packs, dict):
+        packs = [{"name": name, **(info if isinstance(info, dict) else {})} for name, info in packs.items()]
+    return [{key: pack.get(key) for key in ("name", "repo", "commit") if key in pack}
+            for pack in packs or [] if isinstance(pack, dict)]

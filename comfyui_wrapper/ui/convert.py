@@ -38,6 +38,7 @@ import random
 from typing import Any, Mapping
 
 from ..errors import UIFormatError
+from ..workflow import is_ui_format  # noqa: F401  (the converter's callers ask it first)
 from .graph import (
     Graph,
     GraphError,
@@ -60,19 +61,6 @@ API_EXPORT_FIX = (
     "Workflow > Export (API) (older menus: enable Dev mode in Settings, then 'Save (API Format)') and "
     "send that file."
 )
-
-
-def is_ui_format(data: Any) -> bool:
-    """True for a UI-format workflow (a ``nodes`` list plus ``links``), False for an API prompt."""
-    if not isinstance(data, Mapping):
-        return False
-    nodes = data.get("nodes")
-    if not isinstance(nodes, list):
-        return False
-    if "links" in data:
-        return True
-    # version 1 exports may omit "links" when empty; an API prompt never has a list under "nodes".
-    return "version" in data or "last_node_id" in data or "state" in data
 
 
 def convert(ui: Mapping[str, Any], object_info: Mapping[str, Any] | NodeDefs, *, rng: random.Random | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 from .jsvalues import UNDEFINED, is_number, number_to_string, truthy
 from .nodedefs import FRONTEND_ONLY_TITLES, SAVE_NODE_TYPES, NodeDef, NodeDefs, v1_type_name
+from .search_replace import apply_text_replacements
 from .widgets import (
     TextareaWidget,
     Widget,
@@ -687,9 +688,7 @@ class PrimitiveNode(Node):
         links = [root_links.get(link_id) for link_id in output.links] + list(extra_links or [])
         value = self.widgets[0].value if self.widgets else UNDEFINED
         if truthy(value) and truthy(self.properties.get(self.REPLACE_PROPERTY)):
-            from .prompt import apply_text_replacements
-
-            value = apply_text_replacements(self.graph.root, value)
+            value = apply_text_replacements(for_each_node(self.graph.root), value)
         for link in links:
             if link is None:
                 raise GraphError(

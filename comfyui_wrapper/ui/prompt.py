@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import datetime
 from typing import Any, Callable
 
 from .graph import (
@@ -29,6 +28,7 @@ from .graph import (
     node_key,
 )
 from .jsvalues import UNDEFINED, is_number, js_object_order, to_js_string, truthy
+from .search_replace import apply_text_replacements
 
 
 class ResolvedInput:
@@ -345,55 +345,6 @@ def _js_key_order(keys: list[str]) -> list[str]:
 # --- widget value transforms -------------------------------------------------------------
 
 
-def apply_text_replacements(graph: Graph, value: Any) -> str:
-    """searchAndReplace.ts: %Node.widget% and %date:...% in a text value."""
-    text = to_js_string(value)
-    all_nodes = [n for n in _collect_all_nodes(graph)]
-
-    def replace(match: re.Match[str]) -> str:
-        inner = match.group(1)
-        split = inner.split(".")
-        if len(split) != 2:
-            if split[0].startswith("date:"):
-                return format_date(split[0][5:], datetime.now())
-            return match.group(0)
-        nodes = [n for n in all_nodes if n.properties.get("Node name for S&R") == split[0]]
-        if not nodes:
-            nodes = [n for n in all_nodes if n.title == split[0]]
-        if not nodes:
-            return match.group(0)
-        widget = nodes[0].find_widget(split[1])
-        if widget is None:
-            return match.group(0)
-        value = widget.value
-        text_value = to_js_string("" if value is None or value is UNDEFINED else value)
-        return re.sub(r'[/?<>\\:*|"\x00-\x1f\x7f]', "_", text_value)
-
-    return re.sub(r"%([^%]+)%", replace, text)
-
-
-def _collect_all_nodes(graph: Graph) -> list[Node]:
-    return list(for_each_node(graph))
-
-
-def format_date(text: str, date: datetime) -> str:
-    parts: dict[str, Callable[[datetime], int]] = {
-        "d": lambda d: d.day, "M": lambda d: d.month, "h": lambda d: d.hour, "m": lambda d: d.minute, "s": lambda d: d.second,
-    }
-
-    def sub(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token == "yy":
-            return str(date.year)[2:]
-        if token == "yyyy":
-            return str(date.year)
-        if token[0] in parts:
-            return str(parts[token[0]](date)).rjust(len(token), "0")
-        return token
-
-    return re.sub(r"dd?|MM?|hh?|mm?|ss?|yyy?y?", sub, text)
-
-
 _COMMENTS = re.compile(r"/\*[\s\S]*?\*/|//[^\n\r\u2028\u2029]*")
 
 
@@ -450,7 +401,7 @@ def process_dynamic_prompt(text: str, rng: random.Random) -> str:
 def serialize_widget(widget: Any, graph: Graph, rng: random.Random) -> Any:
     """``widget.serializeValue ? await widget.serializeValue(node, i) : widget.value``."""
     if widget.serializer == "text_replacements":
-        return apply_text_replacements(graph.root, widget.value)
+        return apply_text_replacements(for_each_node(graph.root), widget.value)
     if widget.dynamic_prompts:
         value = widget.value
         if not isinstance(value, str):

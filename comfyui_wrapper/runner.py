@@ -17,6 +17,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -24,7 +25,7 @@ from . import workflow as wf
 from .inputs.archives import InputLimits
 from .weights.cache import URL_HASH_CHARS, WeightCache
 from .server.client import ComfyUIClient, ConnectionLost, RunOutcome
-from .nodes.packs import ImportFailure, load_packs, pack_commits, report_failed_imports, setup_report
+from .nodes.packs import ImportFailure, PackSpec, load_packs, pack_commits, report_failed_imports, setup_report
 from .errors import (
     ComfyUICrashedError,
     ExecutionError,
@@ -123,19 +124,14 @@ class WorkflowRunner:
     """Owns one ComfyUI process and runs predictions on it, one at a time."""
 
     def __init__(self, settings: Settings) -> None:
+        """Allocates only: nothing is read, opened or written until first use (``start``, ``plan``...).
+
+        ``convert`` and ``plan --object-info`` construct a runner and must leave the disk as it was.
+        """
         self.settings = settings
-        self.manifest = Manifest.load(settings.manifest_path)
-        self.cache = WeightCache(settings, self.manifest, log=log.info)
-        self.folder_map = self._load_folder_map()
-        # Every folder ComfyUI knows gets its cache folder now: ComfyUI reads this file only at boot,
-        # and a weight given by URL may land in a folder no manifest entry uses.
-        known_folders = self.folder_map.folders if self.folder_map is not None else ()
-        weights_yaml = self.cache.write_extra_model_paths(settings.runtime_dir / "weights_model_paths.yaml",
-                                                          folders=known_folders)
-        self.server = ComfyUIServer(settings, extra_model_paths=[weights_yaml])
+        self.weights_yaml = settings.runtime_dir / "weights_model_paths.yaml"  # written by start()
+        self.server = ComfyUIServer(settings, extra_model_paths=[self.weights_yaml])
         self.client: ComfyUIClient | None = None
-        self.packs = load_packs()
-        self.catalogue = NodeCatalogue(settings.comfyui_dir / "node_catalogue.json")
         self.failed_imports: list[ImportFailure] = []
         self._log_mark: int | None = None  # server.log_position() when the current prompt was queued
         self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s,
@@ -143,16 +139,43 @@ class WorkflowRunner:
         self.limits = InputLimits.from_settings(settings)
         self._scope = Scope()  # the current prediction's deadline and cancel (run() makes a new one)
 
-    def _load_folder_map(self) -> ModelFolderMap | None:
+    # --- loaded on first use ---------------------------------------------------------
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.settings.manifest_path)
+
+    @cached_property
+    def cache(self) -> WeightCache:
+        """The weights cache; its folders and SQLite index appear when it is first written to."""
+        return WeightCache(self.settings, self.manifest, log=log.info)
+
+    @cached_property
+    def folder_map(self) -> ModelFolderMap | None:
         try:
             return ModelFolderMap.load(default_map_path(self.settings.comfyui_dir))
         except ModelFolderMapError as error:
             log.warning("%s Falling back to the built-in table of core loaders.", error.message)
             return None
 
+    @cached_property
+    def packs(self) -> tuple[PackSpec, ...]:
+        return load_packs()
+
+    @cached_property
+    def catalogue(self) -> NodeCatalogue:
+        return NodeCatalogue(self.settings.comfyui_dir / "node_catalogue.json")
+
+    def _write_weights_yaml(self) -> None:
+        """Every folder ComfyUI knows gets its cache folder: ComfyUI reads this file only at boot,
+        and a weight given by URL may land in a folder no manifest entry uses."""
+        known_folders = self.folder_map.folders if self.folder_map is not None else ()
+        self.cache.write_extra_model_paths(self.weights_yaml, folders=known_folders)
+
     # --- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
+        self._write_weights_yaml()
         self._reset_dirs()
         govern_cog_downloads(lambda: (self.url_policy, self.limits))  # Cog's URL file inputs: our policy
         self.server.start()
@@ -163,7 +186,8 @@ class WorkflowRunner:
         if self.client is not None:
             self.client.close()
         self.server.stop()
-        self.cache.close()
+        if "cache" in self.__dict__:  # opened (cached_property): close it; never open it to close it
+            self.cache.close()
 
     def _ensure_ready(self) -> ComfyUIClient:
         if self.client is None or not self.server.is_alive():
@@ -222,14 +246,17 @@ class WorkflowRunner:
         """
         if object_info is None:
             object_info = self._ensure_ready().object_info()
-        self._reset_dirs()
+        # The plan sees input/ as a prediction would (empty, then input_file); folders that do not
+        # exist are not made for it, so `plan --object-info` without an input_file writes nothing.
+        create = input_file is not None
+        self._reset_dirs(create=create)
         try:
             if input_file is not None:
                 self._place_input(input_file, local_allowed=True)
             return make_plan(workflow, self.plan_context(object_info, embedded), randomise_seeds=randomise_seeds,
                              converted_from_ui=converted_from_ui)
         finally:
-            self._reset_dirs()
+            self._reset_dirs(create=create)
 
     def _place_input(self, input_file: Path | str, *, local_allowed: bool) -> PlacedInputs:
         """input_file (a Cog download, URL or data: URI; a path only when local_allowed) into input/."""
@@ -510,10 +537,11 @@ class WorkflowRunner:
             fix = "The workflow only previews its results: set return_temp_files=true, or use SaveImage instead of PreviewImage."
         return NoOutputsError(f"The workflow ran but saved no files. Output nodes that ran: {names}.", fix=fix)
 
-    def _reset_dirs(self) -> None:
+    def _reset_dirs(self, *, create: bool = True) -> None:
         s = self.settings
         for folder in (s.input_dir, s.output_dir, s.temp_dir, s.results_dir, s.runtime_dir / "incoming"):
-            empty_dir(folder)
+            if create or folder.is_dir():
+                empty_dir(folder)
 
 
 def empty_dir(folder: Path) -> None:

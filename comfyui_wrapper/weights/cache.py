@@ -278,11 +278,23 @@ class WeightCache:
         self.policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.download_timeout_s)
         self._connection: sqlite3.Connection | None = None
         self._db_lock = threading.RLock()
-        for directory in (self.root, self.meta, self.locks, self.staging):
-            directory.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(_SCHEMA)
-        self._sweep_staging()
+        self._prepared = False  # folders, schema, staging sweep: on first use, not here (a plan writes nothing)
+
+    def _prepare(self) -> None:
+        """On first use: the cache's folders, the index's schema, and what killed processes left in staging."""
+        with self._db_lock:
+            if self._prepared:
+                return
+            for directory in (self.root, self.meta, self.locks, self.staging):
+                directory.mkdir(parents=True, exist_ok=True)
+            self._prepared = True
+            with self._db() as db:
+                db.executescript(_SCHEMA)
+            self._sweep_staging()
+
+    def _has_index(self) -> bool:
+        """Whether there is an index to read: reading an absent one returns nothing and creates nothing."""
+        return self._prepared or self.db_path.exists()
 
     # --- paths and records --------------------------------------------------------------
 
@@ -297,6 +309,8 @@ class WeightCache:
         fsync, which would cost every cache hit several milliseconds.
         """
         with self._db_lock:
+            if self._connection is None:
+                self._prepare()
             if self._connection is None:
                 db = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
                 _set_wal(db)
@@ -313,6 +327,8 @@ class WeightCache:
 
     def _records(self, keys: Iterable[str] | None = None) -> dict[str, _Record]:
         query = "SELECT key, folder, name, url, size, sha256, is_dir, last_used FROM weights"
+        if not self._has_index():
+            return {}
         with self._db() as db:
             if keys is None:
                 rows = db.execute(query).fetchall()
@@ -325,6 +341,8 @@ class WeightCache:
         return {row[0]: _Record(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7]) for row in rows}
 
     def _url_record(self, url_dir: str) -> _Record | None:
+        if not self._has_index():
+            return None
         with self._db() as db:
             row = db.execute(
                 "SELECT key, folder, name, url, size, sha256, is_dir, last_used FROM weights "
@@ -377,6 +395,7 @@ class WeightCache:
 
     @contextmanager
     def _lock(self, key: str, *, wait_message: str | None = None) -> Iterator[None]:
+        self._prepare()
         path = self.locks / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
@@ -392,6 +411,7 @@ class WeightCache:
 
     @contextmanager
     def _staging_dir(self) -> Iterator[Path]:
+        self._prepare()
         path = self.staging / f"{os.getpid()}-{os.urandom(6).hex()}"
         path.mkdir(parents=True)
         try:
@@ -541,6 +561,7 @@ class WeightCache:
         return existed or record is not None
 
     def usage(self) -> CacheUsage:
+        self._prepare()
         records = self._records()
         return CacheUsage(sum(r.size for r in records.values()), len(records),
                           self.settings.weights_budget_bytes, shutil.disk_usage(self.root).free)
@@ -550,6 +571,7 @@ class WeightCache:
 
         Covers the manifest's folders, any folder already in the cache, and ``folders``.
         """
+        self._prepare()
         names = set(self.manifest.folders) | set(folders)
         names |= {p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")}
         lines = [
@@ -848,7 +870,7 @@ class WeightCache:
         for key in keys:
             if key in records:
                 return records[key]
-        if folder is None:
+        if folder is None and self._has_index():
             with self._db() as db:
                 row = db.execute("SELECT key FROM weights WHERE name = ? LIMIT 1", (name,)).fetchone()
             if row:

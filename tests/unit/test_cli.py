@@ -44,3 +44,26 @@ def test_convert_takes_a_url_as_run_does(tmp_path, env, capsys):
         assert main(["convert", f"{server.base_url}/workflow.json", "--object-info", str(env)]) == 0
     assert _api_shape(json.loads(capsys.readouterr().out)) == _api_shape(want)
 
+
+def _tree(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")}
+
+
+def test_a_runner_is_built_without_touching_the_disk(tmp_path, env):
+    from comfyui_wrapper import Settings, WorkflowRunner
+
+    before = _tree(tmp_path)
+    runner = WorkflowRunner(Settings.from_env())
+    runner.stop()
+    assert _tree(tmp_path) == before, "WorkflowRunner() and stop() must only allocate"
+
+
+@pytest.mark.parametrize("command", [["convert"], ["plan", "--json"]])
+def test_convert_and_plan_with_object_info_write_nothing(tmp_path, env, capsys, command):
+    workflow = tmp_path / "workflow.json"
+    shutil.copy(FIXTURES / "cases" / f"{CASE}.json", workflow)
+    before = _tree(tmp_path)
+    status = main([command[0], str(workflow), "--object-info", str(env), *command[1:]])
+    out = capsys.readouterr().out
+    assert status in (0, 2) and json.loads(out)  # plan: 2 when the plan finds a blocking problem
+    assert _tree(tmp_path) == before, f"{command[0]} --object-info wrote to disk"

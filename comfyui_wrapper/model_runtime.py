@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from . import workflow as wf
 from .weights.cache import EnsureReport, WeightCache
 from .errors import UnknownWeightError, WorkflowError
+from .inputs.place import check_input_origin, forget_cog_download
 from .weights.manifest import Manifest, WeightSpec
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings
@@ -114,18 +115,29 @@ class WorkflowModel:
         return result
 
     def run(self, values: Mapping[str, Any], *, output_format: str = "webp", output_quality: int = 95,
-            randomise_seeds: bool = False) -> RunResult:
-        """One prediction: files go into input/ as one tar (each named after its input), then the runner runs."""
+            randomise_seeds: bool = False, local_files: bool = False) -> RunResult:
+        """One prediction: files go into input/ as one tar (each named after its input), then the runner runs.
+
+        A file value must come from Cog's governed fetch (an upload, URL or data: URI), as the
+        any-workflow model's input_file must; ``local_files`` lets a Python caller pass its own paths.
+        The tar is ours, so the runner takes it as a local file.
+        """
         if self.runner is None:
             raise RuntimeError("WorkflowModel.setup() must run before run()")
         files = {name: Path(value) for name, value in values.items()
                  if self.exposed.get(name, Exposed("", "")).kind == PATH_KIND and value is not None}
-        with tempfile.TemporaryDirectory(prefix="cw-model-") as tmp:
-            archive, names = _pack_files(files, Path(tmp)) if files else (None, {})
-            workflow = self.workflow_with(values, names)
-            return self.runner.run(RunRequest(
-                workflow_json=json.dumps(workflow), input_file=archive, output_format=output_format,
-                output_quality=output_quality, randomise_seeds=randomise_seeds))
+        try:
+            for path in files.values():
+                check_input_origin(path, local_allowed=local_files)
+            with tempfile.TemporaryDirectory(prefix="cw-model-") as tmp:
+                archive, names = _pack_files(files, Path(tmp)) if files else (None, {})
+                workflow = self.workflow_with(values, names)
+                return self.runner.run(RunRequest(
+                    workflow_json=json.dumps(workflow), input_file=archive, input_file_is_local=True,
+                    output_format=output_format, output_quality=output_quality, randomise_seeds=randomise_seeds))
+        finally:
+            for path in files.values():
+                forget_cog_download(path)
 
     def stop(self) -> None:
         if self.runner is not None:

@@ -424,7 +424,9 @@ def test_staging_left_by_a_killed_process_is_swept(tmp_path: Path) -> None:
     (leftover / "x.safetensors.tar").write_bytes(b"partial")
     mine = staging / f"{os.getpid()}-def456"
     mine.mkdir()
-    WeightCache(make_settings(tmp_path), Manifest([]), log=Logs())
+    cache = WeightCache(make_settings(tmp_path), Manifest([]), log=Logs())
+    assert leftover.exists(), "constructing a cache touches nothing"
+    cache.usage()  # first use: folders, index, sweep
     assert not leftover.exists() and mine.exists()
 
 

@@ -417,14 +417,18 @@ def read_overrides(path: Path | None, pack_names: Iterable[str]) -> Overrides:
 
 # --- one resolution for every pack ----------------------------------------------------------
 
-_VCS_NAME = re.compile(r"(?:#egg=|/)([A-Za-z0-9][A-Za-z0-9._-]*?)(?:\.git)?(?:@[^/#]*)?(?:#.*)?$")
+_EGG = re.compile(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
+_URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*\+)?[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def line_name(line: str) -> str | None:
     """The distribution a requirement line asks for (a VCS URL: its #egg= or repository name)."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://|^git\+", line):
-        match = _VCS_NAME.search(line.split("#egg=")[-1] if "#egg=" in line else line)
-        return normalize(match.group(1)) if match else None
+    if match := _EGG.search(line):
+        return normalize(match.group(1))
+    if _URL.match(line):
+        last = line.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1].split("@", 1)[0]
+        last = last[:-4] if last.endswith(".git") else last
+        return normalize(last) if _REQ_NAME.match(last) else None
     match = _REQ_NAME.match(line)
     return normalize(match.group(1)) if match else None
 
@@ -735,8 +739,11 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
             exc.fix = (f"Decide it in {DEFAULT_OVERRIDES.name}: 'drop PACK {exc.package or 'NAME'}', 'pin ...' or "
                        "'skip PACK', each with its reason.")
             if not culprits:
+                # No pack to blame: every pack with requirements would load without them.
                 summary.errors.append(exc)
                 log(f"FAILED   {exc}")
+                for name in sorted({origin for _, origin in reqs.lines} - {"overrides"}):
+                    summary.set_aside[name] = f"its requirements were not installed (pip failed for all packs: {exc.args[0][:300]})"
                 break
             for name in culprits:
                 error = InstallError(name, f"set aside: its requirement on {exc.package or 'a URL'} has no resolution "

@@ -100,3 +100,17 @@ def test_measured_results_name_every_pack_of_the_manifest():
 def test_supported_custom_nodes_md_is_current():
     build = load_script("build_supported_custom_nodes")
     assert build.main(["--check"]) == 0, "supported_custom_nodes.md is stale: run scripts/build_supported_custom_nodes.py"
+
+
+def test_setup_report_names_packs_the_installer_set_aside_and_not_as_absent(tmp_path):
+    from comfyui_wrapper.custom_nodes import PackSpec
+
+    (tmp_path / "custom_nodes").mkdir()
+    (tmp_path / inst.LOCK_NAME).write_text(json.dumps({"packs": {}, "set_aside": {
+        "Pack-A": "fails to import: ImportError: cannot import name 'x'", "Not-Shipped": "whatever"}}))
+    packs = [PackSpec("Pack-A", "https://github.com/o/Pack-A", "abcdef1")]
+    assert setup_report([], {}, packs, tmp_path) == [
+        "Custom node pack Pack-A was set aside when the packs were installed: fails to import: ImportError: "
+        "cannot import name 'x'; workflows using its nodes will be refused."]
+    (tmp_path / inst.LOCK_NAME).write_text("not json")
+    assert set_aside_packs(tmp_path) == {}

@@ -377,8 +377,11 @@ class Overrides:
 def read_overrides(path: Path | None, pack_names: Iterable[str]) -> Overrides:
     """Parse the overrides file; a line without a reason or naming an unknown pack stops the run."""
     result = Overrides()
-    if path is None or not path.is_file():
+    if path is None:
         return result
+    if not path.is_file():
+        raise SystemExit(f"error: overrides file {path} not found; without it the packs' requirements do not resolve "
+                         "together (pass the file, or none only in tests)")
     known = set(pack_names)
     result.text = path.read_text(encoding="utf-8")
     for number, raw in enumerate(result.text.splitlines(), 1):
@@ -842,8 +845,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-import-check", action="store_true",
                         help="do not boot ComfyUI to find packs that fail to import")
     args = parser.parse_args(argv)
-    if args.overrides != DEFAULT_OVERRIDES and not args.overrides.is_file():
-        parser.error(f"overrides file {args.overrides} not found")
     summary = install(args.comfyui_dir.resolve(), args.manifest.resolve(), args.constraints.resolve(),
                       only=args.only, python=args.python, jobs=args.jobs, overrides_path=args.overrides.resolve(),
                       import_check=not args.no_import_check, precompile=not args.no_compile)

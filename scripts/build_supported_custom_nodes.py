@@ -44,7 +44,7 @@ def _notes(measured: dict[str, Any], pack: dict[str, Any]) -> str:
     if measured.get("state") != "imports" and measured.get("reason"):
         parts.append(measured["reason"])
     if pack.get("notes"):
-        parts.append(pack["notes"])
+        parts.append(pack["notes"].rstrip("."))
     if pack.get("unsupported_nodes"):
         parts.append("refused nodes: " + ", ".join(sorted(pack["unsupported_nodes"])))
     if measured.get("dropped_requirements"):

@@ -352,3 +352,26 @@ def test_import_summary_parsing_names_the_failed_pack_and_its_exception():
     assert parsed["Good-Pack"] == {"seconds": 1.5, "imported": True, "reason": None}
     assert parsed["Bad-Pack"]["reason"] == "ModuleNotFoundError: No module named 'cupy'"
     assert parsed["websocket_image_save"]["imported"]
+
+
+def test_vcs_requirement_is_recorded_by_commit(tmp_path):
+    """A pack's git+ requirement is locked by the commit pip built, not only by its version."""
+    lib = make_repo(tmp_path / "up", "cw-vcs-demo", {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+                          '[project]\nname = "cw-vcs-demo"\nversion = "0.1"\n',
+        "cw_vcs_demo.py": "VALUE = 1\n",
+    })
+    pack = make_repo(tmp_path / "up", "CW-Vcs-Pack", _pack_files(f"git+{lib.url}\n"))
+    comfy = tmp_path / "ComfyUI"
+    comfy.mkdir()
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("torch==2.14.1\n")
+    python = str(make_venv(tmp_path / "env"))
+
+    summary = inst.install(comfy, _manifest(tmp_path / "m.json", [pack]), constraints, python=python,
+                           overrides_path=None, log=lambda _: None)
+
+    assert summary.errors == []
+    lock = json.loads((comfy / inst.LOCK_NAME).read_text())
+    assert lock["requirements"]["vcs"]["cw-vcs-demo"] == {"url": lib.url, "commit": lib.commits[-1]}
+    assert lock["packs"]["CW-Vcs-Pack"]["resolved"] == {"cw-vcs-demo": "0.1"}

@@ -485,7 +485,8 @@ def collect_requirements(packs: Iterable[Pack], custom_nodes: Path, overrides: O
             info["names"].append(name)
             reqs.lines.append((line, pack.name))
         reqs.per_pack[pack.name] = info
-    reqs.lines += [(line, "overrides") for line in overrides.add]
+    if reqs.per_pack:  # the curated lines complete the packs' requirements; alone they install nothing
+        reqs.lines += [(line, "overrides") for line in overrides.add]
     return reqs
 
 
@@ -684,7 +685,7 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
     if unknown:
         raise SystemExit(f"error: --only names packs not in {manifest}: {', '.join(sorted(unknown))}")
     selected = [p for p in packs if not wanted or p.name in wanted]
-    needs_pip = any(p.install_requirements for p in selected) or overrides.add
+    needs_pip = any(p.install_requirements for p in selected)
     if needs_pip and not constraints.is_file():
         raise SystemExit(f"error: constraints file {constraints} not found; requirements are never installed "
                          "without it (it keeps torch and ComfyUI's pins in place)")

@@ -24,7 +24,7 @@ from . import workflow as wf
 from .archives import InputLimits
 from .cache import URL_HASH_CHARS, WeightCache
 from .client import ComfyUIClient, ConnectionLost, RunOutcome
-from .custom_nodes import ImportFailure, load_packs, report_failed_imports, setup_report
+from .custom_nodes import ImportFailure, load_packs, report_failed_imports, set_aside_packs, setup_report
 from .errors import (
     ComfyUICrashedError,
     ExecutionError,
@@ -198,6 +198,12 @@ class WorkflowRunner:
         for line in setup_report(self.failed_imports, self.client.object_info(), self.packs,
                                  comfyui_dir=self.settings.comfyui_dir):
             log.warning(line)
+        # Packs the installer set aside never load; a workflow using their nodes is refused with the reason.
+        self.failed_imports += [
+            ImportFailure(name, str(self.settings.comfyui_dir / "custom_nodes.set_aside" / name),
+                          f"it was set aside when the packs were installed ({reason})")
+            for name, reason in set_aside_packs(self.settings.comfyui_dir).items()
+        ]
 
     # --- a prediction -------------------------------------------------------------
 

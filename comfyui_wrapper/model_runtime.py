@@ -118,26 +118,26 @@ class WorkflowModel:
             randomise_seeds: bool = False, local_files: bool = False) -> RunResult:
         """One prediction: files go into input/ as one tar (each named after its input), then the runner runs.
 
-        A file value must come from Cog's governed fetch (an upload, URL or data: URI), as the
-        any-workflow model's input_file must; ``local_files`` lets a Python caller pass its own paths.
-        The tar is ours, so the runner takes it as a local file.
+        A file value must be what Cog downloaded for this request (never a path already on the
+        server, which ``cog.types.Path`` would make of any other string), unless the caller owns
+        its files (``local_files``: Python callers, tests). The tar is ours, so it goes in as local.
         """
         if self.runner is None:
             raise RuntimeError("WorkflowModel.setup() must run before run()")
-        files = {name: Path(value) for name, value in values.items()
+        files = {name: value for name, value in values.items()
                  if self.exposed.get(name, Exposed("", "")).kind == PATH_KIND and value is not None}
         try:
-            for path in files.values():
-                check_input_origin(path, local_allowed=local_files)
+            for value in files.values():
+                check_input_origin(value, local_allowed=local_files)
             with tempfile.TemporaryDirectory(prefix="cw-model-") as tmp:
-                archive, names = _pack_files(files, Path(tmp)) if files else (None, {})
+                archive, names = _pack_files({n: Path(v) for n, v in files.items()}, Path(tmp)) if files else (None, {})
                 workflow = self.workflow_with(values, names)
                 return self.runner.run(RunRequest(
-                    workflow_json=json.dumps(workflow), input_file=archive, input_file_is_local=True,
-                    output_format=output_format, output_quality=output_quality, randomise_seeds=randomise_seeds))
+                    workflow_json=json.dumps(workflow), input_file=archive, output_format=output_format,
+                    output_quality=output_quality, randomise_seeds=randomise_seeds, input_file_is_local=True))
         finally:
-            for path in files.values():
-                forget_cog_download(path)
+            for value in files.values():
+                forget_cog_download(value)
 
     def stop(self) -> None:
         if self.runner is not None:

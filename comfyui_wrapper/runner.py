@@ -25,7 +25,9 @@ from . import workflow as wf
 from .inputs.archives import InputLimits
 from .weights.cache import URL_HASH_CHARS, WeightCache
 from .server.client import ComfyUIClient, ConnectionLost, RunOutcome
-from .nodes.packs import ImportFailure, PackSpec, load_packs, pack_commits, report_failed_imports, setup_report
+from .nodes.packs import (
+    ImportFailure, PackSpec, load_packs, pack_commits, report_failed_imports, set_aside_packs, setup_report,
+)
 from .errors import (
     ComfyUICrashedError,
     ExecutionError,
@@ -232,6 +234,12 @@ class WorkflowRunner:
         for line in setup_report(self.failed_imports, self.client.object_info(), self.packs,
                                  comfyui_dir=self.settings.comfyui_dir):
             log.warning(line)
+        # Packs the installer set aside never load; a workflow using their nodes is refused with the reason.
+        self.failed_imports += [
+            ImportFailure(name, str(self.settings.comfyui_dir / "custom_nodes.set_aside" / name),
+                          f"it was set aside when the packs were installed ({reason})")
+            for name, reason in set_aside_packs(self.settings.comfyui_dir).items()
+        ]
 
     # --- a prediction -------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterator
 
+from ..filetypes import sniff_archive
 from ..errors import (
     InputFileError, InputTooLargeError, PredictionTimeoutError, UnsafeInputError, WrapperError, hide_server_paths,
     printable,
@@ -64,9 +65,6 @@ MAX_PATH_BYTES = 4000  # a whole entry path, under Linux's PATH_MAX of 4096
 CENTRAL_ENTRY_BYTES = 1024  # generous average size of one zip central-directory record
 TAR_HEADER_ALLOWANCE = 2048  # tar bytes per member beyond its data (header, padding, long names)
 
-# What a file's first bytes say about it. Plain tar has no magic at offset 0.
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_COMPRESSED_MAGICS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 # Single-file formats that are zips inside; such a file is placed, not unpacked.
 _ZIP_BASED_FILES = {
@@ -130,11 +128,10 @@ def archive_kind(path: Path, name: str | None = None) -> str | None:
     with path.open("rb") as handle:
         head = handle.read(512)
     suffix = Path(name).suffix
-    if head.startswith(_ZIP_MAGICS):
+    sniffed = sniff_archive(head)
+    if sniffed == ".zip":
         return None if suffix in _ZIP_BASED_FILES else "zip"
-    if any(head.startswith(magic) for magic in _COMPRESSED_MAGICS):
-        return "tar"
-    if len(head) >= 262 and head[257:262] == b"ustar":
+    if sniffed is not None:
         return "tar"
     if name.endswith(".zip"):
         return "zip"

@@ -28,7 +28,6 @@ import base64
 import copy
 import difflib
 import hashlib
-import mimetypes
 import os
 import re
 import shutil
@@ -55,152 +54,33 @@ from ..errors import (
     printable,
     redact,
 )
+from ..filetypes import (
+    MEDIA_EXTENSIONS, SNIFF_BYTES, extension_for_mime, extension_of, filename_from_disposition, is_text_type,
+    looks_like_text, sniff_archive, sniff_media,
+)
 from ..urls import BodyDeadline, PinnedSession, Scope, UrlPolicy, check_url, is_http_url, new_session, open_url, refuse_encoding
 
 __all__ = [
     "FetchedUrl", "InputLimits", "InputRef", "PlacedInputs", "absolutize_input_paths",
     "check_input_origin", "check_input_references", "forget_cog_download", "govern_cog_downloads", "fetch_workflow_urls", "missing_inputs_error", "place_input_file",
-    "require_inputs", "resolve_input_source", "sniff_media", "upload_name",
+    "require_inputs", "resolve_input_source", "upload_name",
 ]
 
 MAX_PARALLEL_DOWNLOADS = 4
-SNIFF_BYTES = 512
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg"}
-AUDIO_EXTENSIONS = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac"}
-MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
-
-# MIME type -> extension for data: URIs and extension-less downloads. mimetypes
-# is the fallback; this table fixes its odd picks (.jpe, .qt) for common types.
-_MIME_EXTENSIONS = {
-    "image/png": ".png", "image/jpeg": ".jpg", "image/jpg": ".jpg", "image/gif": ".gif",
-    "image/webp": ".webp", "image/bmp": ".bmp", "image/x-ms-bmp": ".bmp", "image/tiff": ".tiff",
-    "image/avif": ".avif", "image/heic": ".heic",
-    "video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm", "video/x-matroska": ".mkv",
-    "video/x-msvideo": ".avi", "video/avi": ".avi",
-    "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/vnd.wave": ".wav",
-    "audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/flac": ".flac", "audio/x-flac": ".flac",
-    "audio/ogg": ".ogg", "audio/opus": ".opus", "audio/mp4": ".m4a", "audio/x-m4a": ".m4a", "audio/aac": ".aac",
-    "application/zip": ".zip", "application/x-zip-compressed": ".zip", "application/x-tar": ".tar",
-    "application/gzip": ".tar.gz", "application/x-gzip": ".tar.gz", "application/x-bzip2": ".tar.bz2",
-    "application/x-xz": ".tar.xz",
-}
-_TEXT_TYPES = {"application/json", "application/xml", "application/xhtml+xml", "application/javascript"}
-
-
 # --- what a file is --------------------------------------------------------------
-
-
-def sniff_media(head: bytes) -> str | None:
-    """The extension that a media file's first bytes announce, or None.
-
-    Magic numbers, not Pillow: the same check must cover video and audio, and
-    must not parse untrusted content beyond a header.
-    """
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return ".gif"
-    if head[:4] == b"RIFF" and len(head) >= 12:
-        return {b"WEBP": ".webp", b"WAVE": ".wav", b"AVI ": ".avi"}.get(head[8:12])
-    bmp_header_sizes = (12, 40, 52, 56, 64, 108, 124)  # BM alone is too weak a signature
-    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in bmp_header_sizes:
-        return ".bmp"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return ".tiff"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand == b"qt  ":
-            return ".mov"
-        if brand in (b"M4A ", b"M4B ", b"M4P "):
-            return ".m4a"
-        if brand in (b"avif", b"avis"):
-            return ".avif"
-        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
-            return ".heic"
-        return ".mp4"
-    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"pnot"):
-        return ".mov"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return ".webm" if b"webm" in head[:64] else ".mkv"
-    if head.startswith(b"fLaC"):
-        return ".flac"
-    if head.startswith(b"OggS"):
-        return ".ogg"
-    if head.startswith(b"ID3"):
-        return ".mp3"
-    if len(head) >= 2 and head[0] == 0xFF:
-        if head[1] & 0xF6 == 0xF0:  # AAC in ADTS frames
-            return ".aac"
-        if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3 == 0x1:  # MPEG audio layer III
-            return ".mp3"
-    return None
-
-
-def _archive_extension(head: bytes) -> str | None:
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return ".zip"
-    if head.startswith(b"\x1f\x8b"):
-        return ".tar.gz"
-    if head.startswith(b"BZh"):
-        return ".tar.bz2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return ".tar.xz"
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return ".tar"
-    return None
-
-
-def looks_like_text(head: bytes) -> bool:
-    """True for HTML, JSON, XML or plain text: what a broken link or a login page returns."""
-    if not head:
-        return False
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if stripped[:1] in (b"<", b"{", b"["):
-        return True
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:  # a real decoding error, not a character cut by the sample
-            return False
-        text = head[: exc.start].decode("utf-8")
-    return all(char.isprintable() or char in "\t\n\r\f" for char in text)
-
-
-def _is_text_type(content_type: str) -> bool:
-    main = content_type.split(";", 1)[0].strip().lower()
-    return main.startswith("text/") or main in _TEXT_TYPES or main.endswith(("+json", "+xml"))
 
 
 def _check_is_media(head: bytes, content_type: str, what: str) -> None:
     """Refuse text answers; accept known magic and unknown binary (loaders vary)."""
-    if sniff_media(head) or _archive_extension(head):
+    if sniff_media(head) or sniff_archive(head):
         return
-    if _is_text_type(content_type) or looks_like_text(head):
+    if is_text_type(content_type) or looks_like_text(head):
         kind = "".join(ch for ch in content_type.split(";", 1)[0].strip()[:60] if ch.isprintable()) or "text"
         # Never quote the body: it may come from a service that should not have answered.
         raise InputFileError(
             f"{what} is not media: the server sent {kind}, not an image, video or audio file.",
             fix="Use a direct link to the file itself (it should download, not open a web page).",
         )
-
-
-def _extension_of(name: str) -> str:
-    """'.png' for 'a.PNG', '.tar.gz' for 'x.tar.gz', '' when the name has no plausible extension."""
-    lower = name.lower()
-    for double in (".tar.gz", ".tar.bz2", ".tar.xz"):
-        if lower.endswith(double):
-            return double
-    suffix = PurePosixPath(lower).suffix
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
-
-
-def _extension_for_mime(mime: str) -> str:
-    mime = mime.split(";", 1)[0].strip().lower()
-    return _MIME_EXTENSIONS.get(mime) or (mimetypes.guess_extension(mime) or "" if mime else "")
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -218,7 +98,7 @@ def safe_filename(name: str, max_bytes: int = 200) -> str:
     base = _CONTROL_CHARS.sub("", base).strip().lstrip(".").strip()
     if not base:
         return ""
-    ext = _extension_of(base)
+    ext = extension_of(base)
     ext = base[len(base) - len(ext):] if ext else ""  # the name's own case: a workflow may say photo.JPG
     stem = base[: len(base) - len(ext)] if ext else base
     while len((stem + ext).encode("utf-8", "surrogateescape")) > max_bytes and stem:
@@ -338,7 +218,7 @@ def place_input_file(
         )
     with source.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
-    named = _extension_of(name)
+    named = extension_of(name)
     ext = named if named in MEDIA_EXTENSIONS else (sniff_media(head) or named)
     if not ext:
         raise InputFileError(
@@ -394,11 +274,6 @@ def _too_large(url: str, limit: int) -> InputTooLargeError:
 
 class _Cancelled(Exception):
     """Another download of the same call failed; stop quietly."""
-
-
-def _name_from_disposition(header: str) -> str:
-    match = re.search(r"filename\*=(?:UTF-8|utf-8)''([^;]+)", header) or re.search(r'filename="?([^";]+)"?', header)
-    return match.group(1).strip() if match else ""
 
 
 def _download(
@@ -457,10 +332,10 @@ def _download(
                 raise InputFileError(f"URL {redact(url)!r} returned an empty body.", url=redact(url))
             if not checked:
                 _check_is_media(head, content_type, f"URL {redact(url)!r}")
-            name = safe_filename(unquote(_name_from_disposition(response.headers.get("content-disposition", "")))) \
+            name = safe_filename(filename_from_disposition(response.headers.get("content-disposition")) or "") \
                 or safe_filename(unquote(urlsplit(url).path)) or "download"
-            if not _extension_of(name):
-                name += sniff_media(head) or _archive_extension(head) or _extension_for_mime(content_type)
+            if not extension_of(name):
+                name += sniff_media(head) or sniff_archive(head) or extension_for_mime(content_type)
             target = directory / f"{prefix}{name}"
             os.replace(partial, target)
             return target, taken
@@ -530,11 +405,11 @@ def resolve_input_source(
     text = value.strip()
     if text[:5].lower() == "data:":
         content, mime, name = _decode_data_uri(text, limits)
-        ext = _extension_of(name) or _extension_for_mime(mime) or sniff_media(content[:SNIFF_BYTES]) \
-            or _archive_extension(content[:SNIFF_BYTES]) or ""
+        ext = extension_of(name) or extension_for_mime(mime) or sniff_media(content[:SNIFF_BYTES]) \
+            or sniff_archive(content[:SNIFF_BYTES]) or ""
         tmp_dir.mkdir(parents=True, exist_ok=True)
         safe = safe_filename(name) if name else ""  # "x.png/" leaves nothing: the folder itself must not be the target
-        target = tmp_dir / (safe if safe and _extension_of(safe) else f"input{ext}")
+        target = tmp_dir / (safe if safe and extension_of(safe) else f"input{ext}")
         partial = target.with_name(f".{target.name}.part")
         partial.write_bytes(content)
         os.replace(partial, target)
@@ -743,7 +618,7 @@ def _title(node: dict) -> str:
 
 
 def _url_is_media(url: str) -> bool:
-    return _extension_of(PurePosixPath(urlsplit(url).path).name) in MEDIA_EXTENSIONS
+    return extension_of(PurePosixPath(urlsplit(url).path).name) in MEDIA_EXTENSIONS
 
 
 def _with_prefix(error: WrapperError, where: str, **extra: Any) -> WrapperError:

@@ -86,6 +86,7 @@ from ..errors import (
     WeightDownloadError, redact,
 )
 from .manifest import Manifest, WeightSpec
+from ..filetypes import has_model_extension, sniff_weights
 from ..settings import Settings
 from ..sizes import human_bytes
 from ..urls import Scope, UrlPolicy, parse_target, token_header
@@ -97,7 +98,6 @@ PROGRESS_EVERY_S = 5.0
 HASH_CHUNK = 8 * 1024 * 1024
 URL_HASH_CHARS = 16  # 64 bits: no one can search for a URL whose folder collides with another's
 # Names ComfyUI lists as model files (folder_paths.supported_pt_extensions, plus gguf and onnx).
-MODEL_FILE_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft", ".gguf", ".onnx")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS weights (
     key TEXT PRIMARY KEY,         -- folder/name: the path under weights_dir
@@ -210,23 +210,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _sniff_extension(path: Path) -> str:
-    """An extension for a URL download that has none, from the file's first bytes.
-
-    ComfyUI lists only files with model extensions in most folders, so a file
-    saved as ``12345`` would be invisible to the loader.
-    """
-    with path.open("rb") as handle:
-        head = handle.read(16)
-    if head[:4] == b"GGUF":
-        return ".gguf"
-    if head[:2] == b"PK":
-        return ".pt"  # torch.save's zip format
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
-        return ".safetensors"
-    return ".bin"
 
 
 def url_key(url: str) -> str:
@@ -792,8 +775,9 @@ class WeightCache:
         path = result.path
         if item.url_dir is not None:
             wanted = result.filename_hint or filename
-            if not wanted.lower().endswith(MODEL_FILE_EXTENSIONS):
-                wanted += _sniff_extension(path)
+            if not has_model_extension(wanted):
+                with path.open("rb") as handle:
+                    wanted += sniff_weights(handle.read(16))
             if wanted != path.name:
                 path = path.rename(path.with_name(wanted))
         return path, result.bytes_transferred, result.size, result.sha256

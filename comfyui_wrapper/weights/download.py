@@ -72,6 +72,7 @@ import requests
 import urllib3
 
 from ..errors import CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError, redact
+from ..filetypes import filename_from_disposition
 from ..sizes import human_bytes
 from ..urls import MAX_REDIRECTS, PinnedSession, Scope, Target, UrlPolicy, new_session, next_hop
 
@@ -87,7 +88,6 @@ RETRY_AFTER_MAX_S = 60.0  # longest Retry-After we honour
 PROGRESS_EVERY_S = 0.5  # how often fetch() calls the progress callback
 _RATE_WINDOW_S = 5.0
 
-_FILENAME_STAR = re.compile(r"""filename\*\s*=\s*"?([\w!#$%&+^`{}~-]*)'[^']*'([^;"\s]+)""", re.I)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
 _FATAL_STATUS_FIX = {
     401: "The file needs credentials: set HF_TOKEN (Hugging Face) or CIVITAI_API_TOKEN (Civitai).",
@@ -202,32 +202,6 @@ def default_progress(every_s: float = 10.0) -> Callable[[Progress], None]:
 # --- small helpers --------------------------------------------------------------------
 
 
-def filename_from_disposition(value: str | None) -> str | None:
-    """The file name a Content-Disposition header gives, reduced to a safe base name.
-
-    ``filename*`` (RFC 5987/2231, percent-encoded UTF-8) wins over ``filename``.
-    Path parts are dropped, so ``../../x`` becomes ``x``; nothing usable gives None.
-    """
-    if not value:
-        return None
-    extended = _FILENAME_STAR.search(value)
-    if extended:
-        try:
-            name = unquote(extended.group(2), encoding=extended.group(1) or "utf-8", errors="strict")
-        except (LookupError, UnicodeDecodeError):
-            name = None
-    else:
-        message = Message()
-        message["content-disposition"] = value
-        try:
-            name = message.get_filename()
-        except Exception:  # a malformed header is treated as absent, never fails the download
-            name = None
-    if not name:
-        return None
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    return None if name in ("", ".", "..") else name
 
 
 def _name_of(url: str) -> str:

@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import UnknownWeightError, WorkflowError, redact
 from .manifest import Manifest, WeightSpec
+from ..filetypes import has_model_extension
 from ..urls import is_http_url
 
-MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".onnx", ".sft")
 EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")  # the ones ComfyUI's load_embed tries
 EMBEDDINGS_FOLDER = "embeddings"
 
@@ -197,10 +197,6 @@ def _combo_options(spec: Any) -> list[Any] | None:
 def _is_prompt_text(spec: Any) -> bool:
     return (isinstance(spec, (list, tuple)) and len(spec) > 1 and spec[0] == "STRING"
             and isinstance(spec[1], dict) and bool(spec[1].get("multiline")))
-
-
-def has_model_extension(value: str) -> bool:
-    return value.lower().endswith(MODEL_EXTENSIONS)
 
 
 def _folder_from_options(options: Iterable[Any], manifest: Manifest) -> str | None:

@@ -37,14 +37,13 @@ from comfyui_wrapper.inputs.place import (
     absolutize_input_paths,
     check_input_references,
     fetch_workflow_urls,
-    looks_like_text,
     missing_inputs_error,
     place_input_file,
     require_inputs,
     resolve_input_source,
     safe_filename,
-    sniff_media,
 )
+from comfyui_wrapper.filetypes import looks_like_text, sniff_media
 from comfyui_wrapper.urls import UrlPolicy
 from tests.support.static_server import serve_directory
 

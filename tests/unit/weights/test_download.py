@@ -17,9 +17,10 @@ from typing import Callable, Iterator
 import pytest
 
 from comfyui_wrapper import urls
+from comfyui_wrapper.filetypes import filename_from_disposition
 from comfyui_wrapper.weights import download
 from comfyui_wrapper.weights.download import (
-    FetchResult, Progress, fetch, filename_from_disposition, format_progress, log_progress, probe,
+    FetchResult, Progress, fetch, format_progress, log_progress, probe,
 )
 from comfyui_wrapper.errors import (
     CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError,

@@ -35,9 +35,17 @@ def is_link(value: Any) -> bool:
     )
 
 
+def meta_title(node: Any) -> str | None:
+    """The title the user gave a node (``_meta.title``), or None; any shape of node is accepted."""
+    meta = node.get("_meta") if isinstance(node, Mapping) else None
+    title = meta.get("title") if isinstance(meta, Mapping) else None
+    return title if isinstance(title, str) and title else None
+
+
 def node_title(workflow: Workflow, node_id: str) -> str:
+    """What to call a node in a message: its title, else its class."""
     node = workflow.get(node_id) or {}
-    return (node.get("_meta") or {}).get("title") or str(node.get("class_type", "?"))
+    return meta_title(node) or str(node.get("class_type", "?"))
 
 
 def describe_node(workflow: Workflow, node_id: str) -> str:

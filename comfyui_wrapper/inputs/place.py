@@ -58,6 +58,7 @@ from ..filetypes import (
     MEDIA_EXTENSIONS, SNIFF_BYTES, extension_for_mime, extension_of, filename_from_disposition, is_text_type,
     looks_like_text, sniff_archive, sniff_media,
 )
+from ..workflow import meta_title
 from ..urls import BodyDeadline, PinnedSession, Scope, UrlPolicy, check_url, is_http_url, new_session, open_url, refuse_encoding
 
 __all__ = [
@@ -612,11 +613,6 @@ def _iter_string_inputs(workflow: dict) -> Iterator[tuple[str, dict, str, str]]:
                 yield str(node_id), node, name, value
 
 
-def _title(node: dict) -> str:
-    meta = node.get("_meta")
-    return str(meta.get("title", "")) if isinstance(meta, dict) else ""
-
-
 def _url_is_media(url: str) -> bool:
     return extension_of(PurePosixPath(urlsplit(url).path).name) in MEDIA_EXTENSIONS
 
@@ -649,7 +645,7 @@ def fetch_workflow_urls(
         text = value.strip()
         class_type = str(node.get("class_type", ""))
         loader = KNOWN_LOADERS.get((class_type, name))
-        use = _Use(node_id, class_type, _title(node), name, loader.relative_to if loader else "input")
+        use = _Use(node_id, class_type, (meta_title(node) or ""), name, loader.relative_to if loader else "input")
         if is_http_url(text):
             if loader or _url_is_media(text):
                 uses.setdefault(text, []).append(use)
@@ -844,7 +840,7 @@ def check_input_references(workflow: dict, object_info: dict, input_dir: Path) -
                 loader = _Loader("directory")
         if loader is None:
             continue
-        use = _Use(node_id, class_type, _title(node), name, loader.relative_to)
+        use = _Use(node_id, class_type, (meta_title(node) or ""), name, loader.relative_to)
         relative = _relative_input_path(text, input_dir, loader, use.where(), node_id, name)
         if relative is None:
             continue

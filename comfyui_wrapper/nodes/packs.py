@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ManifestError, UnknownNodeError
 from .catalogue import NodeCatalogue, Provider, normalize_repo
-from ..workflow import node_order_key
+from ..workflow import meta_title, node_order_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFEST = REPO_ROOT / "custom_nodes.json"
@@ -315,12 +315,6 @@ _FIXES = {
 }
 
 
-def _title(node: Mapping[str, Any]) -> str | None:
-    meta = node.get("_meta")
-    title = meta.get("title") if isinstance(meta, Mapping) else None
-    return title if isinstance(title, str) and title else None
-
-
 class _Diagnoser:
     """Explains one missing class, with lookups built once per check."""
 
@@ -423,7 +417,7 @@ def find_node_problems(
         node = workflow.get(node_id)
         if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
             continue  # workflow.py reports malformed nodes
-        class_type, title = node["class_type"], _title(node)
+        class_type, title = node["class_type"], meta_title(node)
         if class_type in unsupported:
             pack, reason = unsupported[class_type]
             problems.append(NodeProblem(node_id, class_type, title, "unsupported",

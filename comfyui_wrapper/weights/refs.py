@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..errors import UnknownWeightError, WorkflowError, redact
 from .manifest import Manifest, WeightSpec
 from ..filetypes import has_model_extension
+from ..workflow import is_link
 from ..urls import is_http_url
 
 EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")  # the ones ComfyUI's load_embed tries
@@ -210,11 +211,6 @@ def _folder_from_options(options: Iterable[Any], manifest: Manifest) -> str | No
     return max(counts, key=counts.__getitem__) if counts else None
 
 
-def _is_link(value: Any) -> bool:
-    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
-            and isinstance(value[1], int) and not isinstance(value[1], bool))
-
-
 # --- the search ------------------------------------------------------------------
 
 
@@ -242,7 +238,7 @@ def find_weights(
         class_type = str(node.get("class_type", "?"))
         title = str((node.get("_meta") or {}).get("title") or class_type)
         for input_name, value in (node.get("inputs") or {}).items():
-            if not isinstance(value, str) or _is_link(value):
+            if not isinstance(value, str) or is_link(value):
                 continue
             where = NodeInput(str(node_id), class_type, title, input_name)
             spec_in = _input_spec(object_info, class_type, input_name)

@@ -139,3 +139,18 @@ def test_run_tokens_reach_every_impure_node_through_itself_or_an_ancestor():
     assert not wf.ancestors(workflow, "1") & tokened
     assert "cw_run" not in json.dumps(workflow)  # the given workflow is not changed
     assert "cw_run" not in json.dumps(wf.strip_run_tokens(marked))
+
+
+def test_one_title_rule_for_every_message():
+    """Four helpers read _meta.title four ways (str() of a number in one, None vs '' in others)."""
+    assert wf.meta_title({"_meta": {"title": "Style"}}) == "Style"
+    for hostile in ({"_meta": {"title": 7}}, {"_meta": "x"}, {"_meta": {"title": ""}}, [], None, "node"):
+        assert wf.meta_title(hostile) is None
+    workflow = {"1": {"class_type": "KSampler", "_meta": {"title": 7}}}
+    assert wf.node_title(workflow, "1") == "KSampler"
+    assert wf.describe_node(workflow, "1") == 'node 1 (KSampler, "KSampler")'
+
+
+def test_one_link_rule():
+    assert wf.is_link(["4", 0]) and wf.is_link([4, 1])
+    assert not wf.is_link(["4", True]) and not wf.is_link(["4", 0, 1]) and not wf.is_link(("4", 0))

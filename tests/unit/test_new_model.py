@@ -451,3 +451,18 @@ def test_model_runtime_sets_values_and_file_names():
         model.workflow_with({"nope": 1})
     assert input_file_name("photo", Path("/tmp/tmpab12photo.JPG")) == "photo.jpg"
     assert input_file_name("photo", Path("/tmp/weird.p$g")) == "photo"
+
+
+@pytest.mark.e2e
+def test_the_build_rehearsal_passes_on_a_generated_model(tmp_path, capsys):
+    """The folder new-model writes builds as an image would: the build rehearsal (cog.yaml replayed in
+    Cog's order, externally managed interpreter, the real Cog server from the copy) runs one
+    prediction of the generated model, its weight fetched in setup() from the local CDN."""
+    status, out = generate(tmp_path, "example", *EXAMPLE_FLAGS)
+    assert status == 0, capsys.readouterr().err
+    rehearsal = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rehearse_build.py"), "--project", str(out), "--work", str(tmp_path / "r"),
+         "--input", json.dumps({"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 1, "output_format": "png"})],
+        capture_output=True, text=True, timeout=900)
+    assert rehearsal.returncode == 0, rehearsal.stdout[-3000:] + rehearsal.stderr[-3000:]
+    assert "prediction succeeded" in rehearsal.stdout + rehearsal.stderr

@@ -57,7 +57,7 @@ from .outputs import check_format, collect, deliver
 from .plan import Plan, PlanContext, make_plan
 from .server.progress import PhaseTimer, ProgressReporter
 from .provenance import shareable_workflow, write_provenance
-from .server.process import ComfyUIServer, nvidia_driver_version
+from .server.process import ComfyUIServer, ServerState, nvidia_driver_version
 from .settings import Settings
 from .ui.convert import convert as convert_ui
 from .weights.declared import EmbeddedModel, embedded_models
@@ -192,13 +192,14 @@ class WorkflowRunner:
             self.cache.close()
 
     def _ensure_ready(self) -> ComfyUIClient:
-        if self.client is None or not self.server.is_alive():
+        """A client for a READY server: started if never started, restarted if it died."""
+        state = self.server.state
+        if state is ServerState.DEAD:
+            log.warning("ComfyUI is not running (exit code %s); restarting it.", self.server.exit_code())
+        if state is not ServerState.READY or self.client is None:
             if self.client is not None:
-                log.warning("ComfyUI is not running (exit code %s); restarting it.", self.server.exit_code())
                 self.client.close()
-                self.server.restart()
-            else:
-                self.server.start()
+            self.server.restart() if state is ServerState.DEAD else self.server.start()
             self.client = ComfyUIClient(self.server.base_url)
         return self.client
 
@@ -337,7 +338,7 @@ class WorkflowRunner:
     def _forget_history(self) -> None:
         """Drop the run from ComfyUI's history: the next prediction's nodes (any pack's code) can
         read PromptServer's history, which holds each prompt, its inputs and outputs."""
-        if self.client is not None and self.server.is_alive():
+        if self.client is not None and self.server.state is ServerState.READY:
             try:
                 # The prompt is filed into the history only after its end was announced: wait for that,
                 # or the entry lands after the clear and stays for the next prediction to read.
@@ -549,7 +550,6 @@ class WorkflowRunner:
             self.client = ComfyUIClient(self.server.base_url)
 
     def _crashed(self, node_id: str | None, workflow: wf.Workflow) -> ComfyUICrashedError:
-        self.server.is_alive()
         where = f" while {wf.describe_node(workflow, node_id.split(':')[0])} was running" if node_id else ""
         return ComfyUICrashedError(
             f"ComfyUI stopped (exit code {self.server.exit_code()}){where}. Last log lines:\n"

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import requests
 import websocket
@@ -40,16 +40,17 @@ class RunEvent:
     data: dict[str, Any]
 
 
+RunStatus = Literal["running", "success", "error", "interrupted"]
+
+
 @dataclass
 class RunOutcome:
     """What a finished prompt produced, in the order ComfyUI reported it."""
 
     prompt_id: str
-    status: str  # "success" | "error" | "interrupted"
+    status: RunStatus  # "running" until ComfyUI says how the prompt ended
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> ui output
     error: dict[str, Any] | None = None  # the execution_error / execution_interrupted payload
-    cached_nodes: list[str] = field(default_factory=list)
-    executed_nodes: list[str] = field(default_factory=list)
     queue_wait_s: float = 0.0  # from the start of wait() to ComfyUI's execution_start
 
 
@@ -220,12 +221,8 @@ class ComfyUIClient:
                         outcome.status = "success"
                     return outcome
                 running_node = node
-                if node is not None:
-                    outcome.executed_nodes.append(str(node))
             elif event_type == "execution_start":
                 outcome.queue_wait_s = time.monotonic() - started
-            elif event_type == "execution_cached":
-                outcome.cached_nodes = [str(n) for n in data.get("nodes", [])]
             elif event_type == "executed":
                 node = str(data.get("node"))
                 if data.get("output"):

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import requests
 
@@ -46,6 +46,19 @@ class ServerState(enum.Enum):
     STARTING = "starting"
     READY = "ready"
     DEAD = "dead"
+
+
+# Every move the server may make; anything else is a bug in the caller, caught by _move.
+_TRANSITIONS = {
+    ServerState.STOPPED: {ServerState.STARTING, ServerState.STOPPED},
+    ServerState.STARTING: {ServerState.READY, ServerState.DEAD, ServerState.STOPPED},
+    ServerState.READY: {ServerState.DEAD, ServerState.STOPPED},
+    ServerState.DEAD: {ServerState.DEAD, ServerState.STOPPED},  # DEAD -> DEAD: a death seen twice
+}
+
+
+class ServerStateError(RuntimeError):
+    """A life-cycle call in a state that does not allow it (a bug here, never the user's)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -116,13 +129,11 @@ class ComfyUIServer:
         *,
         extra_model_paths: Sequence[Path] = (),
         python: str = sys.executable,
-        on_log_line: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.extra_model_paths = tuple(extra_model_paths)
         self.python = python
-        self.on_log_line = on_log_line
-        self.state = ServerState.STOPPED
+        self._state = ServerState.STOPPED
         self.port = settings.port or 0
         self.process: subprocess.Popen[bytes] | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=500)
@@ -131,7 +142,21 @@ class ComfyUIServer:
         self._reader: threading.Thread | None = None
         self.started_at = 0.0
         self.boot_seconds = 0.0
-        self.restarts = 0
+
+    # --- state ------------------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        """The state, as it is now: a started process that has exited reads as DEAD (a pure query)."""
+        if self._state in (ServerState.STARTING, ServerState.READY) and not self.is_alive():
+            return ServerState.DEAD
+        return self._state
+
+    def _move(self, to: ServerState) -> None:
+        current = self.state
+        if to not in _TRANSITIONS[current]:
+            raise ServerStateError(f"ComfyUI server: {current.value} -> {to.value} is not a valid move.")
+        self._state = to
 
     # --- addresses --------------------------------------------------------------
 
@@ -164,8 +189,10 @@ class ComfyUIServer:
 
     def start(self) -> None:
         """Start ComfyUI and wait until its HTTP API answers, or raise with the log tail."""
-        if self.state in (ServerState.STARTING, ServerState.READY) and self.is_alive():
+        if self.state is ServerState.READY:
             return
+        if self.state is ServerState.DEAD:
+            self.stop()  # reap the old life first: DEAD -> STOPPED -> STARTING
         s = self.settings
         if not (s.comfyui_dir / "main.py").is_file():
             raise ComfyUIStartError(
@@ -178,7 +205,7 @@ class ComfyUIServer:
         self.tail.clear()
         self.boot_log = []
         self.lines_seen = 0
-        self.state = ServerState.STARTING
+        self._move(ServerState.STARTING)
         self.started_at = time.monotonic()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         log_file = s.log_path.open("ab")
@@ -189,7 +216,7 @@ class ComfyUIServer:
             )
         except OSError as exc:
             log_file.close()
-            self.state = ServerState.DEAD
+            self._move(ServerState.DEAD)
             raise ComfyUIStartError(f"Could not start ComfyUI: {exc}.") from None
         self._reader = threading.Thread(
             target=self._pump_log, args=(self.process, log_file), name="comfyui-log", daemon=True
@@ -197,7 +224,7 @@ class ComfyUIServer:
         self._reader.start()
         self._wait_ready(s.boot_timeout_s)
         self.boot_seconds = time.monotonic() - self.started_at
-        self.state = ServerState.READY
+        self._move(ServerState.READY)
         log.info("ComfyUI ready on %s after %.1f s", self.base_url, self.boot_seconds)
 
     def _pump_log(self, process: subprocess.Popen[bytes], log_file) -> None:
@@ -212,15 +239,13 @@ class ComfyUIServer:
                 line = comfy_display_line(raw.decode("utf-8", "replace"))
                 self.tail.append(line)
                 self.lines_seen += 1
-                if self.state is ServerState.STARTING:
+                if self._state is ServerState.STARTING:
                     self.boot_log.append(line)
                 level = classifier.level(line)
                 if level >= threshold:
                     # Errors are ComfyUI's, not ours: shown as warnings, the prediction decides if it failed.
                     comfy_log.log(logging.INFO if show_all and level < logging.WARNING else min(level, logging.WARNING),
                                   "[ComfyUI] %s", line)
-                if self.on_log_line is not None:
-                    self.on_log_line(line)
         finally:
             log_file.close()
 
@@ -234,7 +259,7 @@ class ComfyUIServer:
         while True:
             if self.process is not None and self.process.poll() is not None:
                 self._join_reader()
-                self.state = ServerState.DEAD
+                self._move(ServerState.DEAD)
                 raise ComfyUIStartError(
                     f"ComfyUI exited with code {self.process.returncode} before it was ready. "
                     f"Last log lines:\n{self.log_tail(30)}",
@@ -259,10 +284,8 @@ class ComfyUIServer:
             self._reader.join(timeout=5)
 
     def is_alive(self) -> bool:
-        alive = self.process is not None and self.process.poll() is None
-        if not alive and self.state in (ServerState.STARTING, ServerState.READY):
-            self.state = ServerState.DEAD
-        return alive
+        """Whether the child process runs (a pure query: it changes nothing)."""
+        return self.process is not None and self.process.poll() is None
 
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -280,11 +303,10 @@ class ComfyUIServer:
                 _signal_group(process, signal.SIGKILL)
                 process.wait(timeout=timeout_s)
         self._join_reader()
-        self.state = ServerState.STOPPED
+        self._move(ServerState.STOPPED)
 
     def restart(self) -> None:
         self.stop()
-        self.restarts += 1
         self.start()
 
     def log_tail(self, lines: int = 20, *, since: int | None = None) -> str:

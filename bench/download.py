@@ -168,8 +168,8 @@ class Bench:
         return run
 
     def fetch(self, path: str, connections: int) -> "callable":  # type: ignore[valid-type]
-        from comfyui_wrapper.weights.download import fetch
         from comfyui_wrapper.urls import UrlPolicy
+        from comfyui_wrapper.weights.download import fetch
 
         def run(dest: Path) -> None:
             result = fetch(self.base + path, dest, size=self.size, sha256=self.sha,

@@ -23,8 +23,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.cog_server import cog_server  # noqa: E402
 from tests.e2e.test_reliability import chain, nodes_yaml  # noqa: E402
+from tests.support.cog_server import cog_server  # noqa: E402
 
 
 def cases() -> list[tuple[str, dict, bool]]:

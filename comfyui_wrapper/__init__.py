@@ -24,7 +24,7 @@ _LAZY = {
     "WrapperError": "errors",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["RunRequest", "RunResult", "Settings", "WorkflowRunner", "WrapperError"]  # = sorted(_LAZY)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time
     from .errors import WrapperError

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from .errors import WrapperError
 from .outputs import OUTPUT_FORMATS
-from .server.progress import configure_logging
 from .runner import RunRequest, WorkflowRunner
+from .server.process import COMFYUI_CHANNEL
+from .server.progress import configure_logging
 from .settings import Settings
 
-log = logging.getLogger("comfyui_wrapper")
+log = logging.getLogger(__name__)
 
 
 def _read_workflow(value: str) -> str:
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     if args.verbose:
-        logging.getLogger("comfyui_wrapper.comfyui").setLevel(logging.DEBUG)
+        logging.getLogger(COMFYUI_CHANNEL).setLevel(logging.DEBUG)
     try:
         return args.func(args)
     except WrapperError as exc:

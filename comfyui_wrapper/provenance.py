@@ -38,7 +38,9 @@ def shareable_workflow(workflow: Workflow, container_dirs: Iterable[Path]) -> Wo
     clean = strip_run_tokens(workflow)
     for node in clean.values():
         inputs = node.get("inputs") if isinstance(node, dict) else None
-        for name, value in (inputs or {}).items():
+        if not isinstance(inputs, dict):
+            continue
+        for name, value in inputs.items():
             if isinstance(value, str):
                 inputs[name] = next((value[len(root):] for root in roots if value.startswith(root)), value)
     return clean
@@ -57,7 +59,7 @@ def build_provenance(
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "comfyui": _read_json(comfyui_dir / "comfyui_install.json"),
         "custom_nodes": custom_nodes,  # nodes.packs.pack_commits: each pack's name, repo, commit
         # provenance.json is made to be shared: URLs lose their query tokens (the user has their own).

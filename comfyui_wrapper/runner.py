@@ -22,14 +22,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from . import workflow as wf
-from .inputs.archives import InputLimits
-from .weights.cache import URL_HASH_CHARS, WeightCache
-from .server.client import ComfyUIClient, ConnectionLost, RunOutcome
-from .nodes.packs import (
-    ImportFailure, PackSpec, load_packs, pack_commits, report_failed_imports, set_aside_packs, setup_report,
-)
 from .errors import (
     ComfyUICrashedError,
+    ConnectionLost,
     ExecutionError,
     ModelFolderMapError,
     NoOutputsError,
@@ -38,33 +33,45 @@ from .errors import (
     hide_server_paths,
     printable,
 )
+from .inputs.archives import InputLimits
 from .inputs.place import (
     PlacedInputs,
     absolutize_input_paths,
     check_input_origin,
+    fetch_workflow_urls,
     forget_cog_download,
     govern_cog_downloads,
-    fetch_workflow_urls,
     place_input_file,
     require_inputs,
     resolve_input_source,
     upload_name,
 )
-from .weights.manifest import Manifest, WeightSpec
-from .weights.folders import ModelFolderMap, default_map_path
 from .nodes.catalogue import NodeCatalogue
+from .nodes.packs import (
+    ImportFailure,
+    PackSpec,
+    load_packs,
+    pack_commits,
+    report_failed_imports,
+    set_aside_packs,
+    setup_report,
+)
 from .outputs import check_format, collect, deliver
 from .plan import Plan, PlanContext, make_plan
-from .server.progress import PhaseTimer, ProgressReporter
 from .provenance import shareable_workflow, write_provenance
+from .server.client import ComfyUIClient, RunOutcome
 from .server.process import ComfyUIServer, ServerState, nvidia_driver_version
+from .server.progress import PhaseTimer, ProgressReporter
 from .settings import Settings
 from .ui.convert import convert as convert_ui
-from .weights.declared import EmbeddedModel, embedded_models
 from .urls import Scope, UrlPolicy, fetch_text
+from .weights.cache import URL_HASH_CHARS, WeightCache
+from .weights.declared import EmbeddedModel, embedded_models
+from .weights.folders import ModelFolderMap, default_map_path
+from .weights.manifest import Manifest, WeightSpec
 from .weights.refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
-log = logging.getLogger("comfyui_wrapper")
+log = logging.getLogger(__name__)
 
 # How the weight cache names the folder of a weight given by URL.
 _URL_HASH_DIR = re.compile(f"[0-9a-f]{{{URL_HASH_CHARS}}}")
@@ -418,7 +425,7 @@ class WorkflowRunner:
                                       urls=[(u.url, u.folder) for u in weight_refs.urls], scope=self._scope)
             workflow = apply_rewrites(workflow, [*weight_refs.rewrites,
                                                  *rewrites_for_urls(weight_refs.urls, report.url_names)])
-        stats = {"weights_downloaded": report.downloaded, "weights_bytes_downloaded": report.bytes,
+        stats: dict[str, float] = {"weights_downloaded": report.downloaded, "weights_bytes_downloaded": report.bytes,
                  "weights_cache_hits": report.hits, "input_urls_fetched": len(fetched)}
         seeds: list[wf.SeedChange] = []
         if request.randomise_seeds:
@@ -475,7 +482,7 @@ class WorkflowRunner:
 
     def _refetch_corrupt(self, error: ExecutionError, prepared: _Prepared) -> bool:
         """After a load error, re-hash the run's weights; remove and re-fetch any that fail."""
-        text = f"{getattr(error, 'exception_type', '')} {error.message}"
+        text = f"{error.exception_type or ''} {error.message}"
         if not any(sign.lower() in text.lower() for sign in _CORRUPT_WEIGHT_SIGNS):
             return False
         corrupt = [spec for spec in prepared.specs if not self.cache.verify(spec.name, spec.folder)]

@@ -177,7 +177,7 @@ def check_shape(data: dict[str, Any]) -> Workflow:
 def output_nodes(workflow: Workflow, object_info: dict[str, Any]) -> list[str]:
     """Node ids whose class is an output node, in output order."""
     ids = [nid for nid, node in workflow.items()
-           if (object_info.get(node.get("class_type")) or {}).get("output_node")]
+           if (object_info.get(str(node.get("class_type"))) or {}).get("output_node")]
     return sorted(ids, key=node_order_key)
 
 

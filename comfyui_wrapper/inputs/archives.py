@@ -43,16 +43,21 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from collections.abc import Callable, Iterator
 
-from ..filetypes import sniff_archive
 from ..errors import (
-    InputFileError, InputTooLargeError, PredictionTimeoutError, UnsafeInputError, WrapperError, hide_server_paths,
+    InputFileError,
+    InputTooLargeError,
+    PredictionTimeoutError,
+    UnsafeInputError,
+    WrapperError,
+    hide_server_paths,
     printable,
 )
+from ..filetypes import sniff_archive
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -498,7 +503,7 @@ class _BoundedStream(io.RawIOBase):
             self.position = target
         return self.position
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             size = self.cap + 1 - self.position
         data = self.raw.read(min(size, self.cap + 1 - self.position))
@@ -506,7 +511,7 @@ class _BoundedStream(io.RawIOBase):
         self._reach(self.position)
         return data
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)

@@ -56,7 +56,7 @@ import stat
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..errors import UnsafeInputError, WorkflowError, printable
@@ -145,7 +145,7 @@ def _on_disk_problem(full: Path, root: Path) -> str | None:
     return None
 
 
-def _multiline_inputs(object_info: dict, class_type: str) -> set[str]:
+def _multiline_inputs(object_info: dict[str, Any], class_type: str) -> set[str]:
     spec = object_info.get(class_type, {}).get("input", {}) if isinstance(object_info, dict) else {}
     names: set[str] = set()
     for section in ("required", "optional"):
@@ -175,7 +175,7 @@ def _strings(value: Any, node_id: str, name: str) -> Iterator[str]:
             stack.extend((child, depth + 1) for child in children)
 
 
-def check_workflow_paths(workflow: dict, roots: PathRoots, object_info: dict | None = None) -> None:
+def check_workflow_paths(workflow: dict[str, Any], roots: PathRoots, object_info: dict[str, Any] | None = None) -> None:
     """Refuse the first input whose value names a path outside its folder (UnsafeInputError).
 
     The message names node, class and input and why; for anything outside our

@@ -34,16 +34,15 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from collections.abc import Iterator
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 import requests
 
-from .archives import CHUNK, ExtractResult, InputLimits, archive_kind, extract_archive
 from ..errors import (
     DownloadError,
     InputFileError,
@@ -55,11 +54,29 @@ from ..errors import (
     redact,
 )
 from ..filetypes import (
-    MEDIA_EXTENSIONS, SNIFF_BYTES, extension_for_mime, extension_of, filename_from_disposition, is_text_type,
-    looks_like_text, sniff_archive, sniff_media,
+    MEDIA_EXTENSIONS,
+    SNIFF_BYTES,
+    extension_for_mime,
+    extension_of,
+    filename_from_disposition,
+    is_text_type,
+    looks_like_text,
+    sniff_archive,
+    sniff_media,
+)
+from ..urls import (
+    BodyDeadline,
+    PinnedSession,
+    Scope,
+    UrlPolicy,
+    check_url,
+    is_http_url,
+    new_session,
+    open_url,
+    refuse_encoding,
 )
 from ..workflow import meta_title
-from ..urls import BodyDeadline, PinnedSession, Scope, UrlPolicy, check_url, is_http_url, new_session, open_url, refuse_encoding
+from .archives import CHUNK, ExtractResult, InputLimits, archive_kind, extract_archive
 
 __all__ = [
     "FetchedUrl", "InputLimits", "InputRef", "PlacedInputs", "absolutize_input_paths",
@@ -337,9 +354,9 @@ def _download(
                 or safe_filename(unquote(urlsplit(url).path)) or "download"
             if not extension_of(name):
                 name += sniff_media(head) or sniff_archive(head) or extension_for_mime(content_type)
-            target = directory / f"{prefix}{name}"
-            os.replace(partial, target)
-            return target, taken
+            placed = directory / f"{prefix}{name}"
+            os.replace(partial, placed)
+            return placed, taken
     except BaseException:
         partial.unlink(missing_ok=True)
         budget.give_back(taken)
@@ -600,7 +617,7 @@ class FetchedUrl:
                 f"size={self.size}, uses={self.uses!r})")
 
 
-def _iter_string_inputs(workflow: dict) -> Iterator[tuple[str, dict, str, str]]:
+def _iter_string_inputs(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str, str]]:
     """(node_id, node, input_name, value) for every string input; links are lists and skipped."""
     for node_id, node in workflow.items():
         if not isinstance(node, dict):
@@ -624,9 +641,9 @@ def _with_prefix(error: WrapperError, where: str, **extra: Any) -> WrapperError:
 
 
 def fetch_workflow_urls(
-    workflow: dict, input_dir: Path, policy: UrlPolicy, limits: InputLimits, *,
+    workflow: dict[str, Any], input_dir: Path, policy: UrlPolicy, limits: InputLimits, *,
     session: PinnedSession | None = None, scope: Scope | None = None,
-) -> tuple[dict, list[FetchedUrl]]:
+) -> tuple[dict[str, Any], list[FetchedUrl]]:
     """Download media URLs named in the workflow into input/; return a rewritten copy.
 
     A string input is fetched when it is an http(s) URL in a known loader
@@ -707,13 +724,13 @@ def fetch_workflow_urls(
             if isinstance(outcome, tuple):
                 outcome[0].unlink(missing_ok=True)
         real = [(url, exc) for url, exc in failures if not isinstance(exc, (_Cancelled, CancelledError))]
-        url, exc = (real or failures)[0]
+        url, failure = (real or failures)[0]
         first = uses[url][0]
-        if isinstance(exc, WrapperError):
+        if isinstance(failure, WrapperError):
             others = f" (also used by {len(uses[url]) - 1} more input(s))" if len(uses[url]) > 1 else ""
-            raise _with_prefix(exc, first.where() + others, node_id=first.node_id,
+            raise _with_prefix(failure, first.where() + others, node_id=first.node_id,
                                input_name=first.input_name, url=redact(url)) from None
-        raise exc
+        raise failure
 
     new_workflow = copy.deepcopy(workflow)
     fetched: list[FetchedUrl] = []
@@ -727,7 +744,7 @@ def fetch_workflow_urls(
     return new_workflow, fetched
 
 
-def _original_key(workflow: dict, node_id: str) -> Any:
+def _original_key(workflow: dict[str, Any], node_id: str) -> Any:
     """Node ids are strings in API JSON; tolerate a dict built with int keys."""
     return next(key for key in workflow if str(key) == node_id)
 
@@ -754,10 +771,10 @@ class InputRef:
         return _Use(self.node_id, self.class_type, self.title, self.input_name, self.relative_to).where()
 
 
-def _input_options(object_info: dict, class_type: str) -> dict[str, dict]:
-    """input name -> its options dict, from object_info's required and optional inputs."""
+def _input_options(object_info: dict[str, Any], class_type: str) -> dict[str, dict[str, Any]]:
+    """input name -> its options dict[str, Any], from object_info's required and optional inputs."""
     spec = object_info.get(class_type, {}).get("input", {}) if isinstance(object_info, dict) else {}
-    options: dict[str, dict] = {}
+    options: dict[str, dict[str, Any]] = {}
     for section in ("required", "optional"):
         for name, entry in (spec.get(section) or {}).items():
             if isinstance(entry, (list, tuple)) and len(entry) > 1 and isinstance(entry[1], dict):
@@ -765,7 +782,7 @@ def _input_options(object_info: dict, class_type: str) -> dict[str, dict]:
     return options
 
 
-def _is_upload_input(opts: dict) -> bool:
+def _is_upload_input(opts: dict[str, Any]) -> bool:
     """Inputs the ComfyUI frontend gives an upload button: *_upload or upload flags, input folder."""
     flagged = any(key.endswith("upload") and bool(value) for key, value in opts.items())
     return flagged and opts.get("image_folder", "input") == "input"
@@ -812,7 +829,7 @@ def _relative_input_path(
     return "/".join(parts)
 
 
-def check_input_references(workflow: dict, object_info: dict, input_dir: Path) -> list[InputRef]:
+def check_input_references(workflow: dict[str, Any], object_info: dict[str, Any], input_dir: Path) -> list[InputRef]:
     """Every input that names a file or folder in input/, each marked present or not.
 
     An input counts when object_info flags it for upload (image_upload,
@@ -911,7 +928,7 @@ def missing_inputs_error(refs: list[InputRef], input_dir: Path, *, listed: int =
     return MissingInputError("\n".join(lines), missing=missing, present=files + [f + "/" for f in folders])
 
 
-def require_inputs(workflow: dict, object_info: dict, input_dir: Path) -> list[InputRef]:
+def require_inputs(workflow: dict[str, Any], object_info: dict[str, Any], input_dir: Path) -> list[InputRef]:
     """check_input_references, raising one MissingInputError that lists all missing names."""
     refs = check_input_references(workflow, object_info, input_dir)
     error = missing_inputs_error(refs, input_dir)
@@ -920,7 +937,7 @@ def require_inputs(workflow: dict, object_info: dict, input_dir: Path) -> list[I
     return refs
 
 
-def absolutize_input_paths(workflow: dict, refs: list[InputRef]) -> dict:
+def absolutize_input_paths(workflow: dict[str, Any], refs: list[InputRef]) -> dict[str, Any]:
     """A copy of the workflow where loaders that open paths from the working directory
     (KNOWN_LOADERS with relative_to="cwd": VHS *Path nodes, Inspire's directory
     loaders) get the absolute path under input/, so they find the file whatever

@@ -122,7 +122,7 @@ class NodeCatalogue:
         if by_pattern:
             ids = [index for pattern, index in loaded.patterns if pattern.search(class_type)]
         result: list[Provider] = []
-        for index in dict.fromkeys(ids):
+        for index in dict.fromkeys(ids or []):
             if 0 <= index < len(loaded.repos):
                 found = loaded.repos[index]
                 result.append(Provider(found.repo, found.title, True) if by_pattern else found)

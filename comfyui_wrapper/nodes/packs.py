@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ManifestError, UnknownNodeError
-from .catalogue import NodeCatalogue, Provider, normalize_repo
 from ..workflow import meta_title, node_order_key
+from .catalogue import NodeCatalogue, Provider, normalize_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFEST = REPO_ROOT / "custom_nodes.json"

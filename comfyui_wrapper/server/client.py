@@ -21,10 +21,16 @@ from typing import Any, Callable, Literal
 import requests
 import websocket
 
-from ..errors import PredictionTimeoutError, PromptValidationError, WrapperError, hide_server_paths, printable
+from ..errors import (
+    ConnectionLost,
+    PredictionTimeoutError,
+    PromptValidationError,
+    hide_server_paths,
+    printable,
+)
 from ..workflow import node_title
 
-log = logging.getLogger("comfyui_wrapper.server.client")
+log = logging.getLogger(__name__)
 
 # The events that show our prompt moving: only these reset the stall watchdog. Packs broadcast
 # their own events (system monitors every second, previews...), which say nothing about our run.
@@ -54,12 +60,6 @@ class RunOutcome:
     queue_wait_s: float = 0.0  # from the start of wait() to ComfyUI's execution_start
 
 
-class ConnectionLost(WrapperError, ConnectionError):
-    """ComfyUI stopped answering (the caller decides whether it died)."""
-
-    default_fix = "The next prediction restarts ComfyUI."
-
-
 class ComfyUIClient:
     def __init__(self, base_url: str, *, client_id: str | None = None, http_timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -71,13 +71,17 @@ class ComfyUIClient:
 
     # --- plain HTTP ----------------------------------------------------------
 
-    def _get(self, path: str, timeout: float | None = None) -> Any:
+    def _get(self, path: str, timeout: float | None = None) -> dict[str, Any]:
+        """GET a JSON object; anything else (no answer, not JSON, not an object) is a lost connection."""
         try:
             response = self.http.get(f"{self.base_url}{path}", timeout=timeout or self.http_timeout_s)
             response.raise_for_status()
-            return response.json()
+            data = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise ConnectionLost(f"ComfyUI did not answer GET {path}: {type(exc).__name__}.") from None
+        if not isinstance(data, dict):
+            raise ConnectionLost(f"ComfyUI answered GET {path} with a JSON {type(data).__name__}, not an object.")
+        return data
 
     def _post(self, path: str, body: dict[str, Any], timeout: float | None = None) -> requests.Response:
         try:
@@ -95,7 +99,8 @@ class ComfyUIClient:
         return self._object_info
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:
-        return self._get(f"/history/{prompt_id}").get(prompt_id)
+        entry = self._get(f"/history/{prompt_id}").get(prompt_id)
+        return entry if isinstance(entry, dict) else None
 
     def queue(self) -> dict[str, Any]:
         return self._get("/queue")
@@ -128,7 +133,7 @@ class ComfyUIClient:
                 payload = {"error": {"message": response.text[:500]}}
             raise validation_error(payload, prompt)
         response.raise_for_status()
-        return response.json()["prompt_id"]
+        return str(response.json()["prompt_id"])
 
     # --- websocket ----------------------------------------------------------------
 

@@ -29,16 +29,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import requests
 
 from ..errors import ComfyUIStartError
-from .progress import COMFYUI_LEVELS, ComfyLogClassifier, comfy_display_line
 from ..settings import Settings
+from .progress import COMFYUI_LEVELS, ComfyLogClassifier, comfy_display_line
 
-log = logging.getLogger("comfyui_wrapper.server.process")
-comfy_log = logging.getLogger("comfyui_wrapper.comfyui")
+log = logging.getLogger(__name__)
+COMFYUI_CHANNEL = "comfyui_wrapper.comfyui"  # ComfyUI's own lines, one fixed logger whatever module relays them
+comfy_log = logging.getLogger(COMFYUI_CHANNEL)
 
 
 class ServerState(enum.Enum):
@@ -64,7 +65,7 @@ class ServerStateError(RuntimeError):
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def cuda_present() -> bool:
@@ -99,7 +100,7 @@ class _RotatingFile:
     ComfyUI runs for the container's life; without a bound its log would fill the disk.
     """
 
-    def __init__(self, handle, path: Path, max_bytes: int) -> None:
+    def __init__(self, handle: BinaryIO, path: Path, max_bytes: int) -> None:
         self.handle, self.path, self.max_bytes = handle, path, max_bytes
         try:
             self.size = path.stat().st_size
@@ -227,15 +228,15 @@ class ComfyUIServer:
         self._move(ServerState.READY)
         log.info("ComfyUI ready on %s after %.1f s", self.base_url, self.boot_seconds)
 
-    def _pump_log(self, process: subprocess.Popen[bytes], log_file) -> None:
+    def _pump_log(self, process: subprocess.Popen[bytes], log_file: BinaryIO) -> None:
         assert process.stdout is not None
-        log_file = _RotatingFile(log_file, self.settings.log_path, self.settings.comfyui_log_max_bytes)
+        rotating = _RotatingFile(log_file, self.settings.log_path, self.settings.comfyui_log_max_bytes)
         classifier = ComfyLogClassifier()
         threshold = COMFYUI_LEVELS.get(self.settings.comfyui_log_level, logging.INFO)
         show_all = self.settings.comfyui_log_level == "all"
         try:
             for raw in iter(process.stdout.readline, b""):
-                log_file.write(raw)
+                rotating.write(raw)
                 line = comfy_display_line(raw.decode("utf-8", "replace"))
                 self.tail.append(line)
                 self.lines_seen += 1
@@ -247,7 +248,7 @@ class ComfyUIServer:
                     comfy_log.log(logging.INFO if show_all and level < logging.WARNING else min(level, logging.WARNING),
                                   "[ComfyUI] %s", line)
         finally:
-            log_file.close()
+            rotating.close()
 
     def _wait_ready(self, timeout_s: float) -> None:
         with requests.Session() as session:

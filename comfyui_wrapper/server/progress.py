@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .client import RunEvent
 from ..errors import PrintableArgs, printable
 from ..workflow import Workflow, node_order_key, node_title
+from .client import RunEvent
 
-log = logging.getLogger("comfyui_wrapper")
+log = logging.getLogger(__name__)
+_PACKAGE_LOG = logging.getLogger("comfyui_wrapper")  # every module logs below it; its handler is ours
 
 
 # ComfyUI's own lines, by what a user watching a prediction needs to see.
@@ -70,13 +71,13 @@ def comfy_display_line(raw: str) -> str:
 def configure_logging(verbose: bool = False) -> None:
     """Readable lines on stderr: Cog shows the worker's stderr in each prediction's logs,
     and the CLI keeps stdout for the output paths."""
-    if not log.handlers:
+    if not _PACKAGE_LOG.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler.addFilter(PrintableArgs())  # user-chosen values in log arguments: one line each, no escapes
-        log.addHandler(handler)
-        log.propagate = False
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+        _PACKAGE_LOG.addHandler(handler)
+        _PACKAGE_LOG.propagate = False
+    _PACKAGE_LOG.setLevel(logging.DEBUG if verbose else logging.INFO)
     # urllib3's debug lines print request paths, query tokens included: keep them out.
     logging.getLogger("urllib3").setLevel(logging.INFO)
 

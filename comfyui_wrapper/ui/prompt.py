@@ -22,12 +22,11 @@ from .graph import (
     GraphError,
     Node,
     PrimitiveNode,
-    Subgraph,
     SubgraphNode,
     for_each_node,
     node_key,
 )
-from .jsvalues import UNDEFINED, is_number, js_object_order, to_js_string, truthy
+from .jsvalues import is_number, js_object_order, to_js_string, truthy
 from .search_replace import apply_text_replacements
 
 

@@ -80,18 +80,23 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
-from . import download
 from ..errors import (
-    CacheBudgetError, ChecksumMismatchError, PredictionInterruptedError, PredictionTimeoutError, UnsafeInputError,
-    WeightDownloadError, redact,
+    CacheBudgetError,
+    ChecksumMismatchError,
+    PredictionInterruptedError,
+    PredictionTimeoutError,
+    UnsafeInputError,
+    WeightDownloadError,
+    redact,
 )
-from .manifest import Manifest, WeightSpec
 from ..filetypes import has_model_extension, sniff_weights
 from ..settings import Settings
 from ..sizes import human_bytes
 from ..urls import Scope, UrlPolicy, parse_target, token_header
+from . import download
+from .manifest import Manifest, WeightSpec
 
-_logger = logging.getLogger("comfyui_wrapper.weights.cache")
+_logger = logging.getLogger(__name__)
 
 CACHE_DIR = ".cache"
 PROGRESS_EVERY_S = 5.0
@@ -609,7 +614,7 @@ class WeightCache:
             if item.spec.size is not None:
                 item.estimate = item.spec.size
                 return
-            failures = []
+            failures: list[BaseException] = []
             for url, _archive in item.spec.sources():
                 try:
                     result = download.probe(url, policy=self.policy, headers=self._headers(url),

@@ -63,15 +63,21 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
-from typing import Callable
-from urllib.parse import unquote, urljoin, urlsplit
+from typing import Callable, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
 
-from ..errors import CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError, redact
+from ..errors import (
+    CacheBudgetError,
+    ChecksumMismatchError,
+    UnsafeInputError,
+    WeightDownloadError,
+    WrapperError,
+    redact,
+)
 from ..filetypes import filename_from_disposition
 from ..sizes import human_bytes
 from ..urls import MAX_REDIRECTS, PinnedSession, Scope, Target, UrlPolicy, new_session, next_hop
@@ -216,7 +222,7 @@ def _caller_headers(headers: dict[str, str] | None) -> dict[str, str]:
 
 def _backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: many clients retrying do not march in step."""
-    return min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    return float(min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -328,10 +334,13 @@ class _Requester:
         raise self.failure(f"more than {MAX_REDIRECTS} redirects")
 
 
+_T = TypeVar("_T")
+
+
 def _with_retries(
-    requester: _Requester, retries: int, attempt: Callable[[], requests.Response],
+    requester: _Requester, retries: int, attempt: Callable[[], _T],
     cancelled: threading.Event | None = None,
-) -> requests.Response:
+) -> _T:
     """Run ``attempt`` until it answers, backing off between transient failures."""
     for failures in itertools.count(1):
         try:
@@ -585,7 +594,7 @@ class _Download:
             try:
                 if response is None:
                     response, skip = _with_retries(
-                        self.requester, self.retries, lambda: self._open(session, pos, end), self.cancelled,
+                        self.requester, self.retries, lambda: self._open(session, pos, end), self.cancelled,  # noqa: B023 (called now)
                     )
                 self._copy(response, fd, part, pos, end, skip)
                 pos = self.parts.position(part)

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import UnknownWeightError, WorkflowError, redact
-from .manifest import Manifest, WeightSpec
 from ..filetypes import has_model_extension
-from ..workflow import is_link
 from ..urls import is_http_url
+from ..workflow import is_link
+from .manifest import Manifest, WeightSpec
 
 EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")  # the ones ComfyUI's load_embed tries
 EMBEDDINGS_FOLDER = "embeddings"
@@ -383,7 +383,7 @@ def apply_rewrites(workflow: Mapping[str, Any], rewrites: Iterable[Rewrite]) -> 
         current = inputs[rewrite.input_name]
         if rewrite.kind == "embedding":
             pattern = re.compile(r"(?<![^\s(])embedding:" + re.escape(rewrite.old) + r"(?=[\s(),:]|$)")
-            inputs[rewrite.input_name] = pattern.sub(lambda _m: "embedding:" + rewrite.new, current)
+            inputs[rewrite.input_name] = pattern.sub(lambda _m: "embedding:" + rewrite.new, current)  # noqa: B023
         elif current.strip() == rewrite.old.strip():
             inputs[rewrite.input_name] = rewrite.new
     return result

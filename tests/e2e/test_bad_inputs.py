@@ -37,7 +37,6 @@ import requests
 from PIL import Image
 
 from comfyui_wrapper import workflow as wf
-from comfyui_wrapper.inputs.archives import InputLimits
 from comfyui_wrapper.errors import (
     CacheBudgetError,
     ChecksumMismatchError,
@@ -59,15 +58,16 @@ from comfyui_wrapper.errors import (
     WorkflowError,
     WrapperError,
 )
+from comfyui_wrapper.inputs.archives import InputLimits
 from comfyui_wrapper.runner import RunRequest, WorkflowRunner
 from comfyui_wrapper.server.process import cuda_present
 from comfyui_wrapper.urls import UrlPolicy
 from tests.conftest import base_settings
+from tests.e2e.test_reliability import chain, nodes_yaml
 from tests.support import bad_payloads as bad
 from tests.support.cog_server import CogServer, cog_server
 from tests.support.static_server import ServerControl, serve_directory
 from tests.support.weights_cdn import EXAMPLE_CHECKPOINT, MODELS_DIR, local_cdn
-from tests.e2e.test_reliability import chain, nodes_yaml
 
 pytestmark = pytest.mark.e2e  # boots ComfyUI or the Cog server
 

@@ -16,9 +16,9 @@ import time
 import pytest
 import requests
 
+from tests.e2e.test_cog_server import INVERT
 from tests.support.cog_server import cog_server
 from tests.support.hostile_server import Route, hostile_server
-from tests.e2e.test_cog_server import INVERT
 
 pytestmark = pytest.mark.e2e  # boots ComfyUI or the Cog server
 

@@ -9,8 +9,8 @@ import json
 import pytest
 from PIL import Image
 
-from tests.support.cog_server import cog_server
 from tests.e2e.test_reliability import chain, nodes_yaml
+from tests.support.cog_server import cog_server
 
 pytestmark = pytest.mark.e2e  # boots ComfyUI or the Cog server
 

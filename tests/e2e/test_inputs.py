@@ -11,7 +11,6 @@ every comparison allows exactly that and no more.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import logging

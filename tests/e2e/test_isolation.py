@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.e2e.test_reliability import nodes_yaml
 from tests.support.cog_server import cog_server
 from tests.support.weights_cdn import EXAMPLE_CHECKPOINT, local_cdn
-from tests.e2e.test_reliability import nodes_yaml
 
 pytestmark = pytest.mark.e2e  # boots ComfyUI or the Cog server
 

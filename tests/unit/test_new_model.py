@@ -225,8 +225,8 @@ def test_generated_project_from_the_example(tmp_path, capsys):
 
 
 def _size_of(name: str) -> dict:
-    from comfyui_wrapper.weights.manifest import Manifest
     from comfyui_wrapper.settings import Settings
+    from comfyui_wrapper.weights.manifest import Manifest
 
     spec = Manifest.load(Settings.from_env().manifest_path).get(name)
     return {"size": spec.size} if spec and spec.size else {}
@@ -411,9 +411,9 @@ def test_loadimage_model_under_cog_uses_the_uploaded_image(tmp_path, capsys, ful
 
 def test_weights_given_by_url_are_listed_and_fetched_once(tmp_path, capsys):
     """A loader given a URL: weights.json lists it, and setup's fetch downloads it once (local CDN)."""
+    from comfyui_wrapper.model_runtime import fetch_listed_weights
     from comfyui_wrapper.weights.cache import WeightCache
     from comfyui_wrapper.weights.manifest import Manifest
-    from comfyui_wrapper.model_runtime import fetch_listed_weights
     from tests.conftest import base_settings
 
     with local_cdn(tmp_path / "cdn") as (control, manifest_path):

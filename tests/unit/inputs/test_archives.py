@@ -16,17 +16,22 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from comfyui_wrapper.errors import (
+    InputFileError,
+    InputTooLargeError,
+    PredictionTimeoutError,
+    UnsafeInputError,
+    WrapperError,
+)
 from comfyui_wrapper.inputs.archives import (
     InputLimits,
     archive_kind,
     extract_archive,
     is_junk,
     member_path,
-)
-from comfyui_wrapper.errors import (
-    InputFileError, InputTooLargeError, PredictionTimeoutError, UnsafeInputError, WrapperError,
 )
 from comfyui_wrapper.settings import Settings
 
@@ -602,9 +607,9 @@ def test_500k_entries_refused_from_the_end_record_before_listing(work):
 
 
 def test_the_many_entries_builder_makes_a_real_zip(work):
-    from tests.support import bad_payloads as bad
-
     import zipfile
+
+    from tests.support import bad_payloads as bad
 
     archive = bad.zip_many_entries(work["src"], 70_000)  # past 65535: zip64 end records
     assert len(zipfile.ZipFile(archive).infolist()) == 70_000

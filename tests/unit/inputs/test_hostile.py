@@ -127,9 +127,9 @@ def test_the_plan_refuses_before_anything_else(tmp_path: Path) -> None:
     import gzip
     import json
 
-    from comfyui_wrapper.weights.manifest import Manifest
     from comfyui_wrapper.plan import PlanContext, make_plan
     from comfyui_wrapper.settings import REPO_ROOT
+    from comfyui_wrapper.weights.manifest import Manifest
     from comfyui_wrapper.weights.refs import core_folder_for
 
     oracle = Path(__file__).resolve().parents[2] / "fixtures" / "ui_oracle"

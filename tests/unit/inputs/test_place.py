@@ -15,9 +15,9 @@ import json
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 from urllib.parse import quote_from_bytes
 
 import av
@@ -32,6 +32,7 @@ from comfyui_wrapper.errors import (
     MissingInputError,
     UnsafeInputError,
 )
+from comfyui_wrapper.filetypes import looks_like_text, sniff_media
 from comfyui_wrapper.inputs.place import (
     InputLimits,
     absolutize_input_paths,
@@ -43,7 +44,6 @@ from comfyui_wrapper.inputs.place import (
     resolve_input_source,
     safe_filename,
 )
-from comfyui_wrapper.filetypes import looks_like_text, sniff_media
 from comfyui_wrapper.urls import UrlPolicy
 from tests.support.static_server import serve_directory
 

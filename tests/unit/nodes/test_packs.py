@@ -22,6 +22,8 @@ import pytest
 import requests
 from PIL import Image
 
+from comfyui_wrapper.errors import ManifestError, UnknownNodeError
+from comfyui_wrapper.nodes.catalogue import NodeCatalogue
 from comfyui_wrapper.nodes.packs import (
     ImportFailure,
     PackSpec,
@@ -34,8 +36,6 @@ from comfyui_wrapper.nodes.packs import (
     report_failed_imports,
     setup_report,
 )
-from comfyui_wrapper.errors import ManifestError, UnknownNodeError
-from comfyui_wrapper.nodes.catalogue import NodeCatalogue
 from tests.support.node_packs import (
     BROKEN_IMPORT,
     BROKEN_SYNTAX,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from comfyui_wrapper.errors import printable
-from comfyui_wrapper.server.progress import ComfyLogClassifier, comfy_display_line
 from comfyui_wrapper.server.process import _RotatingFile
+from comfyui_wrapper.server.progress import ComfyLogClassifier, comfy_display_line
 
 
 def test_printable_escapes_control_characters_and_line_breaks():

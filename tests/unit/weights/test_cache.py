@@ -15,12 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_wrapper.weights.cache import WeightCache
 from comfyui_wrapper.errors import (
-    CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError,
+    CacheBudgetError,
+    ChecksumMismatchError,
+    UnsafeInputError,
+    WeightDownloadError,
+    WrapperError,
 )
-from comfyui_wrapper.weights.manifest import Manifest, WeightSpec
 from comfyui_wrapper.settings import Settings
+from comfyui_wrapper.weights.cache import WeightCache
+from comfyui_wrapper.weights.manifest import Manifest, WeightSpec
 from tests.support.static_server import serve_directory
 
 REPO = Path(__file__).resolve().parents[3]

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_wrapper.weights.manifest import Manifest
 from comfyui_wrapper.plan import PlanContext, make_plan
 from comfyui_wrapper.settings import REPO_ROOT
 from comfyui_wrapper.ui.convert import convert
 from comfyui_wrapper.weights.declared import embedded_models
+from comfyui_wrapper.weights.manifest import Manifest
 from comfyui_wrapper.weights.refs import core_folder_for
 from tests.unit.ui.test_convert import EXPECTED, FIXTURES, load_input
 

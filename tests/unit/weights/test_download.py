@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import logging
 import os
-import socket
 import threading
 import time
 import types
@@ -16,16 +15,24 @@ from typing import Callable, Iterator
 
 import pytest
 
-from comfyui_wrapper import urls
+from comfyui_wrapper.errors import (
+    CacheBudgetError,
+    ChecksumMismatchError,
+    UnsafeInputError,
+    WeightDownloadError,
+    WrapperError,
+)
 from comfyui_wrapper.filetypes import filename_from_disposition
+from comfyui_wrapper.urls import UrlPolicy
 from comfyui_wrapper.weights import download
 from comfyui_wrapper.weights.download import (
-    FetchResult, Progress, fetch, format_progress, log_progress, probe,
+    FetchResult,
+    Progress,
+    fetch,
+    format_progress,
+    log_progress,
+    probe,
 )
-from comfyui_wrapper.errors import (
-    CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError,
-)
-from comfyui_wrapper.urls import UrlPolicy
 from tests.support.fake_dns import fake_dns
 from tests.support.static_server import serve_directory
 

@@ -11,7 +11,12 @@ import pytest
 from comfyui_wrapper.errors import UnknownWeightError, WorkflowError
 from comfyui_wrapper.weights.manifest import Manifest
 from comfyui_wrapper.weights.refs import (
-    Rewrite, apply_rewrites, core_folder_for, find_weights, rewrites_for_urls, unknown_weights_error,
+    Rewrite,
+    apply_rewrites,
+    core_folder_for,
+    find_weights,
+    rewrites_for_urls,
+    unknown_weights_error,
 )
 
 REPO = Path(__file__).resolve().parents[3]

@@ -1,0 +1,49 @@
+"""bench/gpu.py runs end to end at --tiny size on this CPU machine (the full size needs a GPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.weights_cdn import local_cdn
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not (REPO / "ComfyUI" / "main.py").is_file(), reason="ComfyUI is not installed"),
+]
+
+
+def test_gpu_bench_tiny_prints_one_table(tmp_path: Path) -> None:
+    with local_cdn(tmp_path / "cdn") as (control, manifest):
+        env = dict(os.environ, CW_WEIGHTS_MANIFEST=str(manifest), CW_WEIGHTS_DIR=str(tmp_path / "weights"),
+                   CW_ALLOW_PRIVATE_URLS="1", CW_FORCE_CPU="1")
+        out = subprocess.run(
+            [sys.executable, str(REPO / "bench" / "gpu.py"), "--tiny", "--runs", "1", "--boots", "1",
+             "--json", str(tmp_path / "figures.json")],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=540,
+        )
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert figures["size"] == 64 and figures["steps"] == 2
+    for key in ("bare_boot_s", "setup_s", "first_prediction_s", "ours_s", "bare_s"):
+        assert figures[key] > 0, key
+    assert figures["first_weights_downloaded"] == 1  # the example's checkpoint, from the local CDN
+    assert figures["it_per_s"] is None or figures["it_per_s"] > 0
+    assert figures["peak_vram_used"] is None  # a CPU has no VRAM to report
+    for row in ("bare ComfyUI boot", "our setup()", "our overhead per prediction", "sampler speed", "peak VRAM"):
+        assert row in out.stdout
+
+
+def test_gpu_bench_refuses_full_size_without_a_gpu() -> None:
+    if Path("/proc/driver/nvidia/version").exists():
+        pytest.skip("this machine has a GPU")
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "gpu.py")], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and "--tiny" in out.stderr

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable
 
+from .download import NoWindow, Window
 from .errors import CacheBudgetError, UnsafeInputError, WeightDownloadError, redact
 from .sizes import human_bytes
 
@@ -141,6 +142,34 @@ def matches(span: MemberSpan, name: str) -> bool:
     return stored in wanted_names(name)
 
 
+def member_window(name: str) -> Callable[[Callable[[int], bytes], int | None], Window]:
+    """A ``window`` for download.fetch: the byte range of weight ``name`` in a one-member tar.
+
+    Raises NoWindow (the caller then extracts the stream) unless the first
+    member is a regular file named ``name`` (or its base name) and nothing but
+    end-of-archive padding follows it, so that the range is exactly what the
+    extraction would have produced.
+    """
+    def window(read: Callable[[int], bytes], archive_size: int | None) -> Window:
+        head = read(HEAD_BYTES)
+        while True:
+            try:
+                span = first_member(head)
+                break
+            except NeedMoreBytes as more:
+                if len(head) < more.needed:
+                    head = read(more.needed)
+                if len(head) < more.needed:
+                    raise NoWindow() from None  # a truncated archive: the extraction reports it
+            except NotATar:
+                raise NoWindow() from None
+        if span.is_file and matches(span, name) and span.is_only_member(archive_size):
+            return Window(span.offset, span.size)
+        raise NoWindow()
+
+    return window
+
+
 def check_member(member: tarfile.TarInfo, dest: Path, *, weight: str, url: str) -> tarfile.TarInfo:
     """Today's extraction rules for one member: the ``data`` filter, and no sparse files.
 
@@ -221,5 +250,6 @@ def listing(out: Path, limit: int = 10) -> list[str]:
     return sorted(entry for entry in os.listdir(out))[:limit] if out.is_dir() else []
 
 
-__all__ = ["MemberSpan", "NeedMoreBytes", "NotATar", "first_member", "matches", "extract_stream", "check_member",
+__all__ = ["MemberSpan", "NeedMoreBytes", "NotATar", "first_member", "matches", "member_window", "extract_stream",
+           "check_member",
            "find_extracted", "listing", "HEAD_BYTES", "END_PADDING_BYTES"]

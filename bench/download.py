@@ -299,6 +299,7 @@ def bench_tar(base: str, work: Path, connections: int, size: int, sha: str, repe
     cold = ColdStart(base, work, connections, size, sha)
     print(f"(c) cold start of one {size / 1e6:.0f} MB weight through the cache, size unknown, "
           f"{repeats} runs each, alternated")
+    cold.run("warm-up (not counted)", "/file.bin", "file")
     plain, tar = [], []
     for _ in range(repeats):
         plain.append(cold.run("plain file", "/file.bin", "file"))

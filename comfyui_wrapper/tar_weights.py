@@ -47,8 +47,9 @@ from .sizes import human_bytes
 BLOCK = 512
 HEAD_BYTES = 64 * 1024  # a first read: headers of any sane member fit in it
 MAX_HEADER_BYTES = 1024 * 1024  # extension headers longer than this are refused
-# Bytes that may follow the last member: two zero blocks, padded to a record (tar's default is 20 blocks).
-END_PADDING_BYTES = 20 * BLOCK
+# Bytes that may follow the last member: two zero blocks, then padding to a whole record (20 blocks by
+# default in GNU tar, bsdtar and Python's tarfile): at most 2 + 19 blocks; one more block of slack.
+END_PADDING_BYTES = 22 * BLOCK
 _EXTENSION_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
                     tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 _ENCODING = "utf-8"

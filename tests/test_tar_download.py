@@ -149,10 +149,10 @@ def test_stream_extracts_a_directory_tar_resuming_after_a_drop(tmp_path: Path, r
 # --- through the cache ----------------------------------------------------------------------------
 
 
-def make_cache(tmp_path: Path, specs: list[WeightSpec], **changes) -> WeightCache:
+def make_cache(tmp_path: Path, specs: list[WeightSpec], log: list[str] | None = None, **changes) -> WeightCache:
     settings = dataclasses.replace(Settings.from_env({}), weights_dir=tmp_path / "weights", allow_private_urls=True,
                                    download_timeout_s=5.0, **changes)
-    return WeightCache(settings, Manifest(specs), log=lambda line: None)
+    return WeightCache(settings, Manifest(specs), log=(log if log is not None else []).append)
 
 
 def test_cache_tar_weight_is_one_request_and_recorded(tmp_path: Path, payload: bytes) -> None:
@@ -160,9 +160,11 @@ def test_cache_tar_weight_is_one_request_and_recorded(tmp_path: Path, payload: b
     write_tar(root / "w.safetensors.tar", {"w.safetensors": payload})
     with serve_directory(root) as server:
         spec = WeightSpec("w.safetensors", "checkpoints", f"{server.base_url}/w.safetensors.tar", "tar")
-        cache = make_cache(tmp_path, [spec], download_connections=1)
+        log: list[str] = []
+        cache = make_cache(tmp_path, [spec], log, download_connections=1)
         report = cache.ensure_all([spec])
         assert server.requests["/w.safetensors.tar"] == 1  # no probe: the download's first answer did it all
+    assert not any("extracting it as it arrives" in line for line in log), log  # the member range, not a stream
     assert report.downloaded == 1
     assert (tmp_path / "weights/checkpoints/w.safetensors").read_bytes() == payload
     assert cache.record_sha256(spec) == sha(payload) and cache.usage().bytes == len(payload)

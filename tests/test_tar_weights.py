@@ -97,6 +97,14 @@ def test_several_members_are_not_only_member() -> None:
     assert not span_of(single).is_only_member(span_of(single).end + END_PADDING_BYTES + 1)
 
 
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_one_member_tar_of_any_size_is_only_member(fmt: int) -> None:
+    for size in [0, 1, 511, 512, 513, *range(1000, 60_000, 997), 60_000]:  # every record padding
+        data = make_tar([("w.pt", b"x" * size)], fmt=fmt)
+        span = span_of(data)
+        assert span.size == size and span.is_only_member(len(data)), (size, len(data) - span.end)
+
+
 def test_directory_and_link_first_are_not_files() -> None:
     assert not span_of(make_tar([("antelopev2", None), ("antelopev2/a.onnx", b"x")])).is_file
     assert not span_of(make_tar([("l.pt", "elsewhere.pt")])).is_file

@@ -18,14 +18,19 @@ Measured side by side in one run, on the same machine and the same ComfyUI:
 
 The example runs at its full size (512x512, 20 steps) unless ``--tiny`` (64x64,
 2 steps), which is how the CPU test runs it. Weights come from the manifest
-(CW_WEIGHTS_MANIFEST), so a GPU machine needs the network or a warm cache.
+(CW_WEIGHTS_MANIFEST), so a GPU machine needs the network or a warm cache; on a
+machine without either, ``--local-cdn`` serves the generated SD1.5-shaped test
+checkpoint (random weights, the real architecture, so the same compute) from
+127.0.0.1 under the example's checkpoint name (scripts/make_test_models.py
+builds it on first use).
 
-    .venv/bin/python bench/gpu.py [--runs 5] [--boots 2] [--tiny] [--json out.json]
+    .venv/bin/python bench/gpu.py [--runs 5] [--boots 2] [--tiny] [--local-cdn] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -131,8 +136,10 @@ class VramSampler(threading.Thread):
         self.join(10)
 
 
-def settings_for(tmp: Path) -> Settings:
+def settings_for(tmp: Path, manifest: Path | None = None) -> Settings:
     settings = dataclasses.replace(Settings.from_env(), runtime_dir=tmp / "runtime")
+    if manifest is not None:
+        settings = dataclasses.replace(settings, manifest_path=manifest, allow_private_urls=True)
     for folder in (settings.input_dir, settings.output_dir):
         folder.mkdir(parents=True, exist_ok=True)
     return settings
@@ -225,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=5, help="warm predictions of each kind (default 5)")
     parser.add_argument("--boots", type=int, default=2, help="boots of each kind (default 2)")
     parser.add_argument("--tiny", action="store_true", help="64x64, 2 steps: for CPU machines and tests")
+    parser.add_argument("--local-cdn", action="store_true",
+                        help="serve the generated test checkpoint from 127.0.0.1 (no network needed)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if not cuda_present() and not args.tiny:
@@ -233,8 +242,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sys.exit(2)
     size, steps = (64, 2) if args.tiny else (512, 20)
     logging.getLogger("comfyui_wrapper").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
-        settings = settings_for(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp, contextlib.ExitStack() as stack:
+        manifest = None
+        if args.local_cdn:
+            from tests.support.weights_cdn import local_cdn
+
+            _, manifest = stack.enter_context(local_cdn(Path(tmp) / "cdn"))
+        settings = settings_for(Path(tmp), manifest)
         figures = bench_boot(settings, args.boots)
         figures.update(bench_predictions(settings, size, steps, args.runs))
     figures.update(size=size, steps=steps, runs=args.runs, boots=args.boots)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.weights_cdn import EXAMPLE_CHECKPOINT, local_cdn
+from tests.support.weights_cdn import EXAMPLE_CHECKPOINT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,22 +21,22 @@ pytestmark = [
 
 
 def test_gpu_bench_tiny_prints_one_table(tmp_path: Path) -> None:
-    with local_cdn(tmp_path / "cdn") as (control, manifest):
-        env = dict(os.environ, CW_WEIGHTS_MANIFEST=str(manifest), CW_WEIGHTS_DIR=str(tmp_path / "weights"),
-                   CW_ALLOW_PRIVATE_URLS="1", CW_FORCE_CPU="1", CW_WARM_WEIGHTS=EXAMPLE_CHECKPOINT)
-        out = subprocess.run(
-            [sys.executable, str(REPO / "bench" / "gpu.py"), "--tiny", "--runs", "1", "--boots", "1",
-             "--json", str(tmp_path / "figures.json")],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=540,
-        )
+    env = dict(os.environ, CW_WEIGHTS_DIR=str(tmp_path / "weights"), CW_FORCE_CPU="1",
+               CW_WARM_WEIGHTS=EXAMPLE_CHECKPOINT)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu.py"), "--tiny", "--local-cdn", "--runs", "1", "--boots", "1",
+         "--json", str(tmp_path / "figures.json")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=540,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert figures["size"] == 64 and figures["steps"] == 2
     for key in ("bare_boot_s", "setup_s", "first_prediction_s", "ours_s", "bare_s"):
         assert figures[key] > 0, key
-    # CW_WARM_WEIGHTS fetched the example's checkpoint during setup(): the first prediction downloads nothing.
+    # CW_WARM_WEIGHTS fetched the example's checkpoint (from --local-cdn) during setup(): the first
+    # prediction downloads nothing.
     assert figures["first_weights_downloaded"] == 0
-    assert control.requests[f"/direct/{EXAMPLE_CHECKPOINT}"] >= 1
+    assert (tmp_path / "weights" / "checkpoints" / EXAMPLE_CHECKPOINT).is_file()
     assert figures["it_per_s"] is None or figures["it_per_s"] > 0
     assert figures["peak_vram_used"] is None  # a CPU has no VRAM to report
     for row in ("bare ComfyUI boot", "our setup()", "our overhead per prediction", "sampler speed", "peak VRAM"):

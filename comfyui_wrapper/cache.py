@@ -45,7 +45,7 @@ Why it works this way:
   file is fetched as the byte range of that file (found from the first
   answer's first bytes, see tar_weights), other tars are extracted as they
   stream in. A weight of unknown size is not probed: the first answer of its
-  download states the size and ``_admit`` makes room (or refuses) before the
+  download states the size and ``_admitter`` makes room (or refuses) before the
   body is read.
 
 Known gaps: two processes planning at the same moment may together exceed the
@@ -585,7 +585,7 @@ class WeightCache:
 
         The manifest's size, else its approximate size, else nothing: a weight of
         unknown size is measured by the first answer of its own download, which
-        ``_admit`` checks against the budget before any body byte is read (no
+        ``_admitter`` checks against the budget before any body byte is read (no
         separate probe round trip).
         """
         for item in missing:

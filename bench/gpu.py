@@ -173,13 +173,16 @@ def bench_predictions(settings: Settings, size: int, steps: int, runs: int) -> d
         sampler = VramSampler(base_url)
         sampler.start()
         ours, bare, rates = [], [], []
+        phases: dict[str, list[float]] = {}
         try:
             for _ in range(runs):
                 seed += 2
                 began = time.perf_counter()
-                runner.run(RunRequest(json.dumps(example(size, steps, seed)), output_format="png",
-                                      randomise_seeds=False))
+                result = runner.run(RunRequest(json.dumps(example(size, steps, seed)), output_format="png",
+                                               randomise_seeds=False))
                 ours.append(time.perf_counter() - began)
+                for phase, seconds in result.timings.items():
+                    phases.setdefault(phase, []).append(seconds)
                 result = bare_run(base_url, ws, client_id, example(size, steps, seed + 1))
                 bare.append(result.seconds)
                 if result.it_per_s is not None:
@@ -193,6 +196,7 @@ def bench_predictions(settings: Settings, size: int, steps: int, runs: int) -> d
             it_per_s=statistics.median(rates) if rates else None,
             peak_vram_used=sampler.peak_used or None, peak_torch_reserved=sampler.peak_torch or None,
             device=sampler.device, vram_samples=sampler.samples,
+            our_phases={phase: statistics.median(values) for phase, values in phases.items()},
         )
     finally:
         runner.stop()
@@ -216,6 +220,8 @@ def table(figures: dict[str, Any], size: int, steps: int, runs: int, boots: int)
         ("prediction, bare ComfyUI", f"{figures['bare_s']:.3f} s", f"median of {runs}"),
         ("our overhead per prediction", f"{figures['overhead_ms']:+.1f} ms",
          f"median of paired differences; ratio {figures['ours_s'] / figures['bare_s']:.3f}"),
+        ("  where our time goes", "", ", ".join(f"{phase} {seconds * 1000:.0f} ms" for phase, seconds
+                                                 in figures.get("our_phases", {}).items())),
         ("sampler speed", "n/a" if rate is None else f"{rate:.2f} it/s", "from bare runs' progress events"),
         ("peak VRAM, device", _gb(figures.get("peak_vram_used")), f"{figures.get('vram_samples', 0)} samples"),
         ("peak VRAM, torch reserved", _gb(figures.get("peak_torch_reserved")), "in ComfyUI's process"),

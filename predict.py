@@ -33,10 +33,7 @@ class Predictor(BasePredictor):
             default="",
         ),
         input_file: Optional[Path] = Input(
-            description=(
-                "An image, video or audio file, or a .zip/.tar of several, placed in ComfyUI's input folder. "
-                "A single file is available as input.<ext> and under its own name; an archive keeps its folders."
-            ),
+            description="An image, video or audio file, or a .zip/.tar of several, placed in ComfyUI's input folder: an upload, an http(s) URL or a data: URI (a path on the server is refused). A single file is available as input.<ext> and under its own name; an archive keeps its folders.",
             default=None,
         ),
         return_temp_files: bool = Input(

@@ -46,6 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = RunRequest(
         workflow_json=_read_workflow(args.workflow),
         input_file=args.input_file or None,
+        input_file_is_local=True,  # the command line names its own files
         return_temp_files=args.return_temp_files,
         output_format=args.output_format,
         output_quality=args.output_quality,
@@ -120,6 +121,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if plan.can_run else 2
 
 
+def cmd_new_model(args: argparse.Namespace) -> int:
+    from . import new_model
+    from .urls import fetch_text
+
+    flags = [new_model.parse_input_flag(text) for text in args.input]
+    new_model.check_names(flags)  # before anything slow: a bad name fails at once
+    runner = WorkflowRunner(Settings.from_env())
+    try:
+        text = _read_workflow(args.workflow)
+        if text.lower().startswith(("http://", "https://")):
+            text = fetch_text(text, runner.url_policy)
+        object_info = _load_object_info(args.object_info)
+        api, object_info, converted, embedded = _workflow_for(runner, text, object_info)
+        result = new_model.generate(
+            api, Path(args.out), flags, object_info=object_info, packs=runner.packs, catalogue=runner.catalogue,
+            plan_for=lambda workflow: runner.plan(workflow, object_info=object_info, randomise_seeds=False,
+                                                  converted_from_ui=converted, embedded=embedded),
+            bake_weights=args.bake_weights, source=Path(args.workflow).name if args.workflow not in ("", "example") else "the built-in example",
+        )
+    finally:
+        runner.stop()
+    print(new_model.summary(result), file=sys.stderr)
+    print(result.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m comfyui_wrapper", description="Run ComfyUI workflows as an API.")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show ComfyUI's own log lines")
@@ -150,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--object-info", help="a raw dump of ComfyUI's /object_info; without it ComfyUI is started")
     plan.add_argument("--json", action="store_true", help="machine-readable output (schema in the README)")
     plan.set_defaults(func=cmd_plan)
+
+    model = commands.add_parser("new-model", help="turn a workflow into its own typed Cog model (a folder)")
+    model.add_argument("workflow", help="workflow JSON file (API or UI format), a URL, or 'example'")
+    model.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
+    model.add_argument("--input", action="append", default=[], metavar="NAME=NODE_ID.INPUT[:description]",
+                       help="expose one literal node input as a typed model input (repeat); none = suggest a set")
+    model.add_argument("--object-info", help="a raw dump of ComfyUI's /object_info; without it ComfyUI is started")
+    model.add_argument("--bake-weights", action="store_true",
+                       help="fetch the weights at build time into the image (bake_weights.py) instead of in setup()")
+    model.set_defaults(func=cmd_new_model)
     return parser
 
 

@@ -28,14 +28,19 @@ validation reports what the workflow then lacks.
 
 from __future__ import annotations
 
+import bz2
 import errno
+import gzip
+import io
 import lzma
 import os
 import re
 import shutil
 import stat
+import struct
 import tarfile
 import tempfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -43,7 +48,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterator
 
-from .errors import InputFileError, InputTooLargeError, UnsafeInputError
+from .errors import (
+    InputFileError, InputTooLargeError, PredictionTimeoutError, UnsafeInputError, WrapperError, hide_server_paths,
+    printable,
+)
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -51,6 +59,10 @@ if TYPE_CHECKING:
 CHUNK = 1024 * 1024
 RATIO_GRACE_BYTES = 1024 * 1024  # below this much output the ratio is not checked
 MAX_NAME_BYTES = 255  # per path component, as Linux file systems allow
+MAX_DEPTH = 64  # folders in one entry's path; deeper ones are refused (pathlib recurses per level)
+MAX_PATH_BYTES = 4000  # a whole entry path, under Linux's PATH_MAX of 4096
+CENTRAL_ENTRY_BYTES = 1024  # generous average size of one zip central-directory record
+TAR_HEADER_ALLOWANCE = 2048  # tar bytes per member beyond its data (header, padding, long names)
 
 # What a file's first bytes say about it. Plain tar has no magic at offset 0.
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -80,6 +92,7 @@ class InputLimits:
     max_input_bytes: int = 2 * 1024**3
     max_archive_files: int = 10_000
     max_compression_ratio: float = 200.0
+    max_seconds: float = 1800.0  # unpacking one archive; the prediction's deadline (CW_PREDICTION_TIMEOUT)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InputLimits:
@@ -87,7 +100,13 @@ class InputLimits:
             max_input_bytes=settings.max_input_bytes,
             max_archive_files=settings.max_archive_files,
             max_compression_ratio=settings.max_compression_ratio,
+            max_seconds=settings.prediction_timeout_s,
         )
+
+    @property
+    def max_entries(self) -> int:
+        """Entries of any kind (files, folders, OS clutter) one archive may list."""
+        return 2 * self.max_archive_files
 
 
 @dataclass
@@ -147,6 +166,14 @@ def member_path(name: str) -> str | None:
             f"Archive entry {name!r} contains '..', which could write outside input/; refusing the archive.",
             fix="Re-create the archive without '..' in entry names.", entry=name,
         )
+    length = len(normalized.encode("utf-8", "surrogateescape"))
+    if len(parts) > MAX_DEPTH or length > MAX_PATH_BYTES:
+        what = (f"is nested {len(parts)} folders deep (at most {MAX_DEPTH})" if len(parts) > MAX_DEPTH
+                else f"is {length} bytes long (at most {MAX_PATH_BYTES})")
+        raise InputFileError(
+            f"Archive entry {printable(name, 80)!r} {what}; refusing the archive.",
+            fix="Flatten the folder structure inside the archive, or shorten its names.", entry=name,
+        )
     for part in parts:
         if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
             raise InputFileError(
@@ -180,13 +207,30 @@ class _Extraction:
         self._files: dict[str, None] = {}  # ordered set; a later duplicate replaces the file
         self._dirs: dict[str, None] = {}
         self.scanned = 0
+        self.skipped_bytes = 0
+        self.deadline = time.monotonic() + limits.max_seconds
 
     # -- limits ----------------------------------------------------------------
     def count_member(self) -> None:
         """Bound the work per archive: junk and folders count, at twice the file limit."""
         self.scanned += 1
-        if self.scanned > 2 * self.limits.max_archive_files:
+        if self.scanned > self.limits.max_entries:
             raise self._too_many()
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise PredictionTimeoutError(
+                f"Unpacking archive {self.archive.name!r} took longer than {self.limits.max_seconds:g} s.",
+                fix="Send a smaller archive (or the files themselves), or raise CW_PREDICTION_TIMEOUT.",
+                limit=self.limits.max_seconds,
+            )
+
+    def count_skipped(self, relative: str, size: int) -> None:
+        """Clutter left out still counts: a tar must decompress a skipped member's data to pass it."""
+        self.result.skipped.append(relative)
+        self.skipped_bytes += max(0, size)
+        self._check_total(relative, self.result.total_bytes + self.skipped_bytes)
 
     def _count_file(self, relative: str) -> None:
         if relative not in self._files and len(self._files) >= self.limits.max_archive_files:
@@ -202,11 +246,13 @@ class _Extraction:
 
     def _count_bytes(self, relative: str, size: int) -> None:
         self.result.total_bytes += size
-        total = self.result.total_bytes
+        self._check_total(relative, self.result.total_bytes + self.skipped_bytes)
+
+    def _check_total(self, relative: str, total: int) -> None:
         if total > self.limits.max_input_bytes:
             raise InputTooLargeError(
                 f"Archive {self.archive.name!r} unpacks to more than {self.limits.max_input_bytes} bytes "
-                f"(stopped at {relative!r}).",
+                f"(stopped at {printable(relative, 120)!r}; skipped OS clutter counts too).",
                 fix="Send a smaller archive, or raise CW_MAX_INPUT_BYTES.",
                 limit=self.limits.max_input_bytes,
             )
@@ -240,11 +286,14 @@ class _Extraction:
             while True:
                 try:
                     block = read(CHUNK)
+                except WrapperError:
+                    raise
                 except _READ_ERRORS as exc:
                     raise damaged(self.archive, exc) from None
                 if not block:
                     break
                 self._count_bytes(relative, len(block))
+                self.check_time()
                 try:
                     handle.write(block)
                 except OSError as exc:
@@ -279,7 +328,7 @@ class _Extraction:
 
 def damaged(archive: Path, exc: BaseException) -> InputFileError:
     """The error for an archive whose bytes do not decode."""
-    detail = str(exc) or type(exc).__name__
+    detail = printable(hide_server_paths(str(exc)), 300) or type(exc).__name__  # an OSError names our staging path
     if isinstance(exc, NotImplementedError):
         return InputFileError(
             f"Archive {archive.name!r} uses a compression method this container cannot read ({detail}).",
@@ -304,7 +353,46 @@ def _unsafe_type(name: str, what: str) -> UnsafeInputError:
 # --- zip -------------------------------------------------------------------------
 
 
+def _zip_directory_size(path: Path) -> tuple[int, int] | None:
+    """(entries, central directory bytes) from a zip's end records, read without building a listing.
+
+    zipfile.ZipFile() parses the whole central directory into objects first;
+    a 40 MiB zip listing 500k entries costs seconds and hundreds of MiB before
+    any limit could apply. The end record (and its zip64 twin) states both
+    numbers in a few bytes. None when no end record is found (zipfile then
+    reports the damage).
+    """
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        tail_start = max(0, size - (22 + 65535))
+        handle.seek(tail_start)
+        tail = handle.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return None
+        _, _, _, _, entries, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[at: at + 22])
+        locator = tail[at - 20: at] if at >= 20 else b""
+        if locator[:4] == b"PK\x06\x07":  # zip64: the real counts are in the zip64 end record
+            (offset,) = struct.unpack("<Q", locator[8:16])
+            if offset + 56 <= size:
+                handle.seek(offset)
+                record = handle.read(56)
+                if record[:4] == b"PK\x06\x06":
+                    entries, cd_size = struct.unpack("<QQ", record[32:48])
+    return entries, cd_size
+
+
 def _extract_zip(job: _Extraction) -> None:
+    listing = _zip_directory_size(job.archive)
+    if listing is not None:
+        entries, cd_size = listing
+        if entries > job.limits.max_entries or cd_size > job.limits.max_entries * CENTRAL_ENTRY_BYTES:
+            raise InputTooLargeError(
+                f"Archive {job.archive.name!r} lists {entries} entries ({cd_size} bytes of directory); at most "
+                f"{job.limits.max_archive_files} files ({job.limits.max_entries} entries counting folders and "
+                "OS clutter) are accepted.",
+                fix="Send fewer files, or raise CW_MAX_ARCHIVE_FILES.", limit=job.limits.max_archive_files,
+            )
     try:
         archive = zipfile.ZipFile(job.archive)
     except _READ_ERRORS as exc:
@@ -326,7 +414,7 @@ def _extract_zip(job: _Extraction) -> None:
             relative = member_path(info.filename)
             if relative is None or is_junk(relative):
                 if relative:
-                    job.result.skipped.append(relative)
+                    job.count_skipped(relative, info.file_size)
                 continue
             mode = info.external_attr >> 16
             if info.create_system == 3 and mode:  # Unix attributes are meaningful
@@ -353,11 +441,105 @@ def _extract_zip(job: _Extraction) -> None:
 # --- tar -------------------------------------------------------------------------
 
 
+class _BoundedStream(io.RawIOBase):
+    """The decompressed tar stream, refusing to go past a byte cap, a ratio or the deadline.
+
+    tarfile passes over a skipped member (and reads long-name and pax headers
+    whole into memory) by decompressing it: without a bound on the stream
+    itself, a few KB of bzip2 declaring 20 GiB of clutter keeps the container
+    busy for minutes. Every position the stream reaches, by read or by seek,
+    is counted here.
+    """
+
+    def __init__(self, raw: io.BufferedIOBase, job: _Extraction) -> None:
+        super().__init__()
+        self.raw = raw
+        self.job = job
+        self.cap = job.limits.max_input_bytes + job.limits.max_entries * TAR_HEADER_ALLOWANCE
+        self.position = 0
+
+    def _reach(self, position: int) -> None:
+        job = self.job
+        if position > self.cap:
+            raise InputTooLargeError(
+                f"Archive {job.archive.name!r} decompresses to more than {self.cap} bytes (the input limit of "
+                f"{job.limits.max_input_bytes} bytes plus tar headers; skipped OS clutter counts too).",
+                fix="Send a smaller archive, or raise CW_MAX_INPUT_BYTES.", limit=job.limits.max_input_bytes,
+            )
+        ratio = position / job.archive_bytes
+        if position > RATIO_GRACE_BYTES + self.job.limits.max_entries * TAR_HEADER_ALLOWANCE \
+                and ratio > job.limits.max_compression_ratio:
+            raise InputTooLargeError(
+                f"Archive {job.archive.name!r} decompresses to over {ratio:.0f} times its own size; this looks "
+                f"like a zip bomb (the limit is {job.limits.max_compression_ratio:g}x, skipped entries included).",
+                fix="Send the files uncompressed or less compressible, or raise CW_MAX_COMPRESSION_RATIO.",
+                limit=job.limits.max_compression_ratio,
+            )
+        job.check_time()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = {io.SEEK_SET: offset, io.SEEK_CUR: self.position + offset}.get(whence)
+        if target is None:
+            raise io.UnsupportedOperation("seek from the end of a compressed tar")
+        self._reach(target)
+        while target > self.position:  # forward in steps, so the deadline is checked as it goes
+            step = min(target, self.position + 16 * CHUNK)
+            self.raw.seek(step)
+            self.position = step
+            self._reach(step)
+        if target < self.position:
+            self.raw.seek(target)
+            self.position = target
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.cap + 1 - self.position
+        data = self.raw.read(min(size, self.cap + 1 - self.position))
+        self.position += len(data)
+        self._reach(self.position)
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _open_tar_stream(job: _Extraction) -> _BoundedStream:
+    with job.archive.open("rb") as handle:
+        head = handle.read(6)
+    if head.startswith(b"\x1f\x8b"):
+        raw: io.BufferedIOBase = gzip.GzipFile(job.archive, "rb")
+    elif head.startswith(b"BZh"):
+        raw = bz2.BZ2File(job.archive, "rb")
+    elif head.startswith(b"\xfd7zXZ\x00"):
+        raw = lzma.LZMAFile(job.archive, "rb")
+    else:
+        raw = job.archive.open("rb")
+    return _BoundedStream(raw, job)
+
+
 def _tar_members(archive: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
     """Iterate lazily, turning read errors into 'damaged' (a stream may break midway)."""
     while True:
         try:
             member = archive.next()
+        except WrapperError:
+            raise
         except _READ_ERRORS as exc:
             raise damaged(path, exc) from None
         if member is None:
@@ -366,17 +548,22 @@ def _tar_members(archive: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarIn
 
 
 def _extract_tar(job: _Extraction) -> None:
+    stream = _open_tar_stream(job)
     try:
-        archive = tarfile.open(job.archive, mode="r:*")
+        archive = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[call-overload]
+    except WrapperError:
+        stream.close()
+        raise
     except _READ_ERRORS as exc:
+        stream.close()
         raise damaged(job.archive, exc) from None
-    with archive:
+    with archive, stream:
         for member in _tar_members(archive, job.archive):
             job.count_member()
             relative = member_path(member.name)
             if relative is None or is_junk(relative):
                 if relative:
-                    job.result.skipped.append(relative)
+                    job.count_skipped(relative, member.size)
                 continue
             if member.issym():
                 raise _unsafe_type(member.name, f"a symbolic link (to {member.linkname!r})")
@@ -390,7 +577,8 @@ def _extract_tar(job: _Extraction) -> None:
                 tarfile.data_filter(member, str(job.staging))
             except tarfile.FilterError as exc:
                 raise UnsafeInputError(
-                    f"Archive entry {member.name!r} was refused: {exc}.", entry=member.name,
+                    f"Archive entry {member.name!r} was refused: {printable(hide_server_paths(str(exc)), 300)}.",
+                    entry=member.name,
                 ) from None
             if member.isdir():
                 job.add_directory(relative)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import requests
 import websocket
 
-from .errors import PredictionTimeoutError, PromptValidationError, WrapperError
+from .errors import PredictionTimeoutError, PromptValidationError, WrapperError, hide_server_paths, printable
 from .workflow import node_title
 
 log = logging.getLogger("comfyui_wrapper.client")
@@ -309,11 +309,13 @@ def validation_error(payload: dict[str, Any], prompt: dict[str, Any]) -> PromptV
             if item.get("message") and item.get("details") and item["message"] not in item["details"]:
                 reason = f"{item['message']}: {item['details']}"
             received = extra.get("received_value")
-            suffix = f" (received {received!r})" if "received_value" in extra else ""
-            lines.append(f"- {where}: {reason}{suffix}")
+            suffix = f" (received {printable(repr(received), 200)})" if "received_value" in extra else ""
+            # ComfyUI's text: node ids and titles are the user's, details may name server paths (issue 12)
+            lines.append(f"- {printable(where, 300)}: {printable(hide_server_paths(str(reason)), 500)}{suffix}")
     headline = error.get("message") or "ComfyUI refused the workflow"
     if not lines and error.get("details"):
         headline = f"{headline} {error['details']}"
+    headline = printable(hide_server_paths(str(headline)), 500)
     message = f"ComfyUI refused the workflow: {headline}." if not headline.endswith(".") else f"ComfyUI refused the workflow: {headline}"
     if lines:
         message += "\n" + "\n".join(lines)

@@ -11,6 +11,7 @@ library can still catch them sensibly. Extra fields (``node_id``, ``url``,
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any
 
 _SECRET_QUERY = re.compile(
@@ -23,6 +24,65 @@ def redact(text: str) -> str:
     """Hide secrets that URLs carry (query tokens, user:password@)."""
     text = _SECRET_QUERY.sub(r"\1***", text)
     return _USERINFO.sub(r"\1***@", text)
+
+
+# Bidirectional overrides and isolates reorder what a terminal shows (a name can
+# display as something it is not); str.isprintable() lets them through.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(value: object, limit: int = 300) -> str:
+    """``value`` as one line of plain text: the only way user-chosen text reaches a log or message.
+
+    Node ids, titles, archive entry names, filename prefixes and returned file
+    names are the user's; written raw, a newline forges a log line
+    ("Output: /etc/shadow") and an ANSI escape rewrites the terminal. Every
+    character that is not printable (controls, newlines, escapes, bidi
+    overrides, unpaired surrogates) becomes its backslash escape, and very long
+    values are cut with a marker, so the result is exactly one visible line.
+    """
+    text = str(value)
+    cut = len(text) > limit
+    text = text[:limit]
+    out = []
+    for char in text:
+        if char.isprintable() and char not in _BIDI and not 0xD800 <= ord(char) <= 0xDFFF:
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii") if ord(char) > 0xFF else repr(char)[1:-1])
+    return "".join(out) + ("...[cut]" if cut else "")
+
+
+class PrintableArgs:
+    """A logging filter: every text argument of a record goes through printable().
+
+    Log calls pass user-chosen values as arguments (``log.info("Output: %s",
+    path)``); escaping them here covers every such line at once. The format
+    string itself is ours and keeps its newlines.
+    """
+
+    def filter(self, record: object) -> bool:
+        args = getattr(record, "args", None)
+        if isinstance(args, tuple):
+            record.args = tuple(printable(a, 2000) if isinstance(a, (str, PurePath)) else a for a in args)  # type: ignore[attr-defined]
+        elif isinstance(args, dict):
+            record.args = {k: printable(v, 2000) if isinstance(v, (str, PurePath)) else v for k, v in args.items()}  # type: ignore[attr-defined]
+        return True
+
+
+# An absolute POSIX path not inside a URL or a relative name: what a traceback or an
+# exception message from ComfyUI's process shows of the server's file system.
+_SERVER_PATH = re.compile(r"(?<![\w.:/\\-])/(?:[^\s'\"/:,;()\[\]<>]+/)+([^\s'\"/:,;()\[\]<>]+)")
+
+
+def hide_server_paths(text: str) -> str:
+    """Absolute paths in text from the server side shortened to their last part ("…/x.png").
+
+    For exception messages that ComfyUI passes through (a node's
+    FileNotFoundError names the full path): the user learns the file, not how
+    the container is laid out. Not for values the user sent, which are theirs.
+    """
+    return _SERVER_PATH.sub(lambda m: "\u2026/" + m.group(1), text)
 
 
 class WrapperError(Exception):
@@ -216,3 +276,15 @@ class PreflightError(WrapperError, ValueError):
     """Several kinds of problem found before running; ``errors`` holds each one."""
 
     default_fix = "Fix each problem listed above; they are all reported at once."
+
+
+# --- new-model ------------------------------------------------------------------
+
+
+class ModelInputError(WrapperError, ValueError):
+    """A --input given to new-model cannot be exposed as a typed model input."""
+
+    default_fix = (
+        "Use --input NAME=NODE_ID.INPUT[:description] with a Python identifier as NAME and a literal "
+        "input of a node in the workflow; run new-model without --input to see suggestions."
+    )

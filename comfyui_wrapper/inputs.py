@@ -3,7 +3,9 @@
 Three ways files arrive, one folder they land in:
 
 * ``input_file`` (Cog upload, CLI path, http(s) URL or ``data:`` URI):
-  ``resolve_input_source`` turns the CLI's string into a local file, then
+  Cog's own fetch of a URL is governed by ``govern_cog_downloads`` and
+  ``check_input_origin`` refuses a server path a request names (see "input_file
+  from Cog" below); ``resolve_input_source`` turns a string into a local file, then
   ``place_input_file`` puts a single media file in input/ twice (as
   ``input.<ext>``, the name the examples use, and under its own name, the
   name a workflow exported with that upload uses), or unpacks a zip/tar with
@@ -50,13 +52,14 @@ from .errors import (
     MissingInputError,
     UnsafeInputError,
     WrapperError,
+    printable,
     redact,
 )
 from .urls import BodyDeadline, UrlPolicy, check_url, is_http_url, open_url
 
 __all__ = [
     "FetchedUrl", "InputLimits", "InputRef", "PlacedInputs", "absolutize_input_paths",
-    "check_input_references", "fetch_workflow_urls", "missing_inputs_error", "place_input_file",
+    "check_input_origin", "check_input_references", "forget_cog_download", "govern_cog_downloads", "fetch_workflow_urls", "missing_inputs_error", "place_input_file",
     "require_inputs", "resolve_input_source", "sniff_media", "upload_name",
 ]
 
@@ -240,7 +243,7 @@ class PlacedInputs:
     def describe(self, limit: int = 20) -> str:
         if not self.paths:
             return f"input_file {self.source_name!r}: the {self.kind} archive holds no files; nothing placed."
-        shown = ", ".join(self.paths[:limit])
+        shown = ", ".join(printable(path, 200) for path in self.paths[:limit])
         if len(self.paths) > limit:
             shown += f", ... ({len(self.paths) - limit} more)"
         extra = f"; skipped {len(self.skipped)} OS clutter entries" if self.skipped else ""
@@ -552,6 +555,91 @@ def resolve_input_source(
     return path
 
 
+# --- input_file from Cog ------------------------------------------------------------------
+#
+# How Cog 0.23 (coglet) hands a file input to predict(), read from its SDK and checked against
+# the real server: the request's JSON string goes to cog.types.Path.validate only when it is an
+# http(s) URL or a data: URI; that makes a URLPath, and before predict() runs the worker calls
+# URLPath.convert() on it (in a thread pool: "Downloading N URLPath input(s)"), which streams
+# the URL with a bare requests.get (no address policy, no byte cap, no total deadline) into a
+# temporary file and passes predict() that file as a cog Path. Any other string (a server path
+# such as /etc/hostname, file:///...) reaches predict() unchanged, as a str.
+#
+# So the fetch can be governed from inside the worker: govern_cog_downloads() replaces
+# URLPath.convert with our own fetcher (resolve_input_source: the URL policy on every hop, the
+# input byte cap, CW_URL_TOTAL_TIMEOUT), and remembers each file it wrote. check_input_origin()
+# then accepts, for a prediction, only a file this process downloaded that way, or an http(s)
+# URL or data: URI (fetched by us); a local path only when the caller says it is its own (the
+# CLI, Python callers). A convert already running is not cancelled by Cog's cancel, but it
+# cannot outlast CW_URL_TOTAL_TIMEOUT nor exceed CW_MAX_INPUT_BYTES.
+
+_COG_DOWNLOADS: set[str] = set()
+_COG_LOCK = threading.Lock()
+
+
+def govern_cog_downloads(current: Any) -> bool:
+    """Make Cog fetch URL file inputs through our fetcher; ``current()`` gives (UrlPolicy, InputLimits).
+
+    Returns False when the Cog SDK is not importable (the CLI without Cog).
+    Idempotent: a second call only changes where the policy comes from.
+    """
+    try:
+        from cog import types as cog_types
+    except ImportError:
+        return False
+
+    def convert(self: Any) -> Any:
+        if getattr(self, "_path", None) is None:
+            policy, limits = current()
+            folder = Path(tempfile.mkdtemp(prefix="cw-cog-input-"))
+            try:
+                path = resolve_input_source(str(self.source), folder, policy, limits)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            with _COG_LOCK:
+                _COG_DOWNLOADS.add(str(path))
+            self._path = cog_types.Path(path)
+        return self._path
+
+    convert.__doc__ = "URLPath.convert, replaced by comfyui_wrapper.inputs.govern_cog_downloads."
+    cog_types.URLPath.convert = convert
+    return True
+
+
+def check_input_origin(input_file: Path | str, *, local_allowed: bool) -> None:
+    """Refuse an input_file that names a file already on this machine, unless the caller owns it.
+
+    Accepted: an http(s) URL or data: URI (we fetch it), a file our governed
+    Cog download wrote for this process, or any path when ``local_allowed``
+    (the CLI and Python callers pass their own files). Decided from the value
+    alone, before any file system access: the answer says nothing about what
+    exists on the server.
+    """
+    text = str(input_file).strip()
+    if local_allowed or is_http_url(text) or text[:5].lower() == "data:":
+        return
+    with _COG_LOCK:
+        if str(input_file) in _COG_DOWNLOADS:
+            return
+    raise UnsafeInputError(
+        "input_file must be an uploaded file, an http(s) URL or a data: URI; a path on the server is refused.",
+        fix="Upload the file (or give its public URL) instead of naming a path.",
+    )
+
+
+def forget_cog_download(input_file: Path | str) -> None:
+    """The file is placed (or refused): no later prediction may name it, and its temp folder goes."""
+    with _COG_LOCK:
+        known = str(input_file) in _COG_DOWNLOADS
+        _COG_DOWNLOADS.discard(str(input_file))
+    if known:
+        path = Path(input_file)
+        path.unlink(missing_ok=True)
+        if path.parent.name.startswith("cw-cog-input-"):
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
 # --- URLs inside the workflow ----------------------------------------------------------
 
 
@@ -605,8 +693,9 @@ class _Use:
     relative_to: str
 
     def where(self) -> str:
-        title = f" {self.title!r}" if self.title and self.title != self.class_type else ""
-        return f"Node {self.node_id}{title} ({self.class_type}), input {self.input_name!r}"
+        title = f" {printable(self.title, 100)!r}" if self.title and self.title != self.class_type else ""
+        return (f"Node {printable(self.node_id, 80)}{title} ({printable(self.class_type, 100)}), "
+                f"input {printable(self.input_name, 100)!r}")
 
 
 @dataclass(frozen=True)

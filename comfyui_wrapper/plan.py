@@ -29,6 +29,7 @@ from .sizes import human_bytes
 from .ui_models import EmbeddedModel
 from .urls import is_http_url
 from .weight_refs import Rewrite, UrlRef, WeightRefs, find_weights
+from .workflow_paths import PathRoots, check_workflow_paths
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -160,6 +161,8 @@ class PlanContext:
     catalogue: NodeCatalogue | None = None
     failed_imports: Sequence[ImportFailure] = ()
     input_dir: Path | None = None
+    output_dir: Path | None = None  # default: input_dir's sibling "output"
+    temp_dir: Path | None = None  # default: input_dir's sibling "temp"
     weights_dir: Path | None = None
     budget_bytes: int = 0
     embedded_models: Sequence[EmbeddedModel] = ()  # from a UI workflow's properties.models
@@ -169,6 +172,11 @@ def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool 
               converted_from_ui: bool = False) -> Plan:
     plan = Plan(node_count=len(workflow), output_nodes=wf.output_nodes(workflow, ctx.object_info),
                 converted_from_ui=converted_from_ui, budget_bytes=ctx.budget_bytes)
+    try:  # a workflow that reaches outside its folders gets no further plan (nor any disk lookup)
+        check_workflow_paths(workflow, _roots(ctx), ctx.object_info)
+    except WrapperError as error:
+        plan.errors.append(error)
+        return plan
     _plan_nodes(plan, workflow, ctx)
     known = {nid: node for nid, node in workflow.items() if node.get("class_type") in ctx.object_info}
     if not plan.output_nodes and not plan.node_problems:
@@ -197,6 +205,12 @@ def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool 
             needed_bytes=plan.download_bytes, budget_bytes=plan.budget_bytes,
         ))
     return plan
+
+
+def _roots(ctx: PlanContext) -> PathRoots:
+    input_dir = ctx.input_dir or Path("input")
+    return PathRoots(input=input_dir, output=ctx.output_dir or input_dir.parent / "output",
+                     temp=ctx.temp_dir or input_dir.parent / "temp")
 
 
 def _plan_nodes(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:

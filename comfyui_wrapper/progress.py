@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .client import RunEvent
+from .errors import PrintableArgs
 from .workflow import Workflow, node_title
 
 log = logging.getLogger("comfyui_wrapper")
@@ -26,6 +27,7 @@ def configure_logging(verbose: bool = False) -> None:
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(PrintableArgs())  # user-chosen values in log arguments: one line each, no escapes
         log.addHandler(handler)
         log.propagate = False
     log.setLevel(logging.DEBUG if verbose else logging.INFO)

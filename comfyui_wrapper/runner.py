@@ -31,10 +31,15 @@ from .errors import (
     NoOutputsError,
     PredictionInterruptedError,
     PredictionTimeoutError,
+    hide_server_paths,
+    printable,
 )
 from .inputs import (
     PlacedInputs,
     absolutize_input_paths,
+    check_input_origin,
+    forget_cog_download,
+    govern_cog_downloads,
     fetch_workflow_urls,
     place_input_file,
     require_inputs,
@@ -67,7 +72,8 @@ class RunRequest:
     """A prediction's inputs as plain Python values (predict.py and the CLI build one)."""
 
     workflow_json: str = ""
-    input_file: Path | str | None = None  # a local file; the CLI may also give an http(s) URL or data: URI
+    input_file: Path | str | None = None  # a file Cog downloaded, an http(s) URL or data: URI...
+    input_file_is_local: bool = False  # ...or, when True, a local path of the caller's own (CLI, Python)
     return_temp_files: bool = False
     output_format: str = "webp"
     output_quality: int = 95
@@ -132,6 +138,7 @@ class WorkflowRunner:
 
     def start(self) -> None:
         self._reset_dirs()
+        govern_cog_downloads(lambda: (self.url_policy, self.limits))  # Cog's URL file inputs: our policy
         warming = WarmUp.begin(self.cache, self.settings.warm_weights)  # CW_WARM_WEIGHTS, while ComfyUI boots
         self.server.start()
         self.client = ComfyUIClient(self.server.base_url)
@@ -188,14 +195,15 @@ class WorkflowRunner:
         self._reset_dirs()
         try:
             if input_file is not None:
-                self._place_input(input_file)
+                self._place_input(input_file, local_allowed=True)
             return make_plan(workflow, self.plan_context(object_info, embedded), randomise_seeds=randomise_seeds,
                              converted_from_ui=converted_from_ui)
         finally:
             self._reset_dirs()
 
-    def _place_input(self, input_file: Path | str) -> PlacedInputs:
-        """input_file (a path; from the CLI also a URL or data: URI) into input/."""
+    def _place_input(self, input_file: Path | str, *, local_allowed: bool) -> PlacedInputs:
+        """input_file (a Cog download, URL or data: URI; a path only when local_allowed) into input/."""
+        check_input_origin(input_file, local_allowed=local_allowed)
         source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
                                       self.url_policy, self.limits)
         return place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
@@ -206,6 +214,7 @@ class WorkflowRunner:
             object_info=object_info, manifest=self.manifest, folder_for=folder_for, on_disk=self._on_disk,
             cached_names=self.cache.cached_names, packs=self.packs, catalogue=self.catalogue,
             failed_imports=self.failed_imports, input_dir=self.settings.input_dir,
+            output_dir=self.settings.output_dir, temp_dir=self.settings.temp_dir,
             weights_dir=self.settings.weights_dir, budget_bytes=self.settings.weights_budget_bytes,
             embedded_models=tuple(embedded),
         )
@@ -268,7 +277,11 @@ class WorkflowRunner:
         s = self.settings
         with timer.phase("inputs"):
             if request.input_file is not None:
-                log.info(self._place_input(request.input_file).describe())
+                try:
+                    placed = self._place_input(request.input_file, local_allowed=request.input_file_is_local)
+                finally:
+                    forget_cog_download(request.input_file)
+                log.info(placed.describe())
         with timer.phase("plan"):
             plan = make_plan(workflow, self.plan_context(object_info, embedded),
                              randomise_seeds=request.randomise_seeds, converted_from_ui=converted)
@@ -418,14 +431,15 @@ def empty_dir(folder: Path) -> None:
 
 
 def execution_error(error: dict[str, Any], workflow: wf.Workflow) -> ExecutionError:
-    """execution_error payload -> a message with node, class, title, exception and traceback tail."""
-    node_id = str(error.get("node_id", "?"))
+    """execution_error payload -> a message with node, class, title and the exception, nothing more.
+
+    ComfyUI's payload also carries the traceback; it stays out of the error
+    (a public endpoint's users get the message, not the server's code and file
+    layout), and server paths in the exception message are shortened.
+    """
+    node_id = printable(error.get("node_id", "?"), 80)
     where = wf.describe_node(workflow, node_id.split(":")[0]) if node_id.split(":")[0] in workflow else f"node {node_id}"
-    exc_type = error.get("exception_type", "Exception")
-    exc_message = str(error.get("exception_message", "")).strip()
-    trace = [line.rstrip() for chunk in error.get("traceback", []) for line in str(chunk).splitlines() if line.strip()]
-    tail = "\n".join(f"    {line}" for line in trace[-6:])
-    message = f"{where} failed: {exc_type}: {exc_message}"
-    if tail:
-        message += f"\n  Traceback (last lines):\n{tail}"
+    exc_type = printable(error.get("exception_type", "Exception"), 120)
+    exc_message = printable(hide_server_paths(str(error.get("exception_message", "")).strip()), 1000)
+    message = f"{printable(where, 300)} failed: {exc_type}: {exc_message}"
     return ExecutionError(message, node_id=node_id, exception_type=exc_type)

@@ -65,6 +65,23 @@ def load_workflow_text(text: str, fetch_url: Callable[[str], str] | None = None)
     return text
 
 
+MAX_JSON_DEPTH = 64  # UI-format workflows (subgraphs, group nodes) reach about 12
+
+
+def json_depth(data: Any) -> int:
+    """How deeply dicts and lists nest in ``data``, measured without recursion (no RecursionError)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_workflow(text: str) -> dict[str, Any]:
     """Parse JSON text into a dict, with messages a user can act on."""
     try:
@@ -74,6 +91,15 @@ def parse_workflow(text: str) -> dict[str, Any]:
             f"workflow_json is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
             fix="Send the file's contents exactly as ComfyUI exported them (Workflow > Export (API)).",
         ) from None
+    except RecursionError:
+        too_deep = True  # nested past what the parser can hold: refused as any deep document
+    else:
+        too_deep = json_depth(data) > MAX_JSON_DEPTH
+    if too_deep:
+        raise WorkflowError(
+            f"workflow_json is nested more than {MAX_JSON_DEPTH} levels deep; no workflow needs that.",
+            fix="Send the workflow exactly as ComfyUI exported it (Workflow > Export (API)).",
+        )
     if not isinstance(data, dict):
         raise WorkflowError(
             f"workflow_json must be a JSON object of nodes, not a {type(data).__name__}.",

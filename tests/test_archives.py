@@ -11,6 +11,7 @@ import os
 import stat
 import tarfile
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from comfyui_wrapper.archives import (
     is_junk,
     member_path,
 )
-from comfyui_wrapper.errors import InputFileError, InputTooLargeError, UnsafeInputError, WrapperError
+from comfyui_wrapper.errors import (
+    InputFileError, InputTooLargeError, PredictionTimeoutError, UnsafeInputError, WrapperError,
+)
 from comfyui_wrapper.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
@@ -290,7 +293,7 @@ def test_nul_and_too_long_names(work):
 def test_path_too_deep_for_the_file_system_is_an_input_error(work):
     deep = "/".join(["d" * 200] * 30) + "/x.png"  # each part fine, the whole beyond PATH_MAX
     archive = make_zip(work["src"] / "deep.zip", [("ok.png", b"ok"), (deep, b"x")])
-    with pytest.raises(InputFileError, match="Could not create"):
+    with pytest.raises(InputFileError, match="bytes long"):
         extract_archive(archive, work["input"], LIMITS)
     assert_untouched(work, archive)
 
@@ -522,3 +525,86 @@ def test_no_member_name_ever_escapes_input_dir(entries, use_tar):
                 assert (input_dir / rel).is_file()
                 assert ".." not in Path(rel).parts and not rel.startswith("/")
         _check_contained(root)
+
+
+# --- bombs of the second kind (issue 12: items 9, 12, 13) ---------------------------------------------
+
+
+def test_skipped_clutter_counts_against_the_byte_cap(work):
+    """A tar whose huge member is __MACOSX clutter: skipped, but tar decompresses it to pass it."""
+    from tests.support import bad_payloads as bad
+
+    archive = bad.tar_skip_bomb(work["src"], declared=32 * 1024**2)
+    limits = InputLimits(max_input_bytes=2 * 1024**2, max_archive_files=100, max_compression_ratio=1e9)
+    began = time.monotonic()
+    with pytest.raises(InputTooLargeError, match="clutter counts too"):
+        extract_archive(archive, work["input"], limits)
+    assert time.monotonic() - began < 2
+    assert_untouched(work, archive)
+
+
+def test_skipped_clutter_counts_against_the_ratio(work):
+    from tests.support import bad_payloads as bad
+
+    archive = bad.tar_skip_bomb(work["src"], declared=32 * 1024**2)
+    limits = InputLimits(max_input_bytes=10**10, max_archive_files=100, max_compression_ratio=20)
+    with pytest.raises(InputTooLargeError, match="zip bomb"):
+        extract_archive(archive, work["input"], limits)
+
+
+def test_decompression_is_bounded_below_tarfile(work):
+    """tarfile reads a GNU long name whole into memory inside next(); the stream cap stops it first."""
+    path = work["src"] / "longname.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as archive:
+        info = tarfile.TarInfo("n" * 3_000_000)
+        archive.addfile(info, io.BytesIO(b""))
+    limits = InputLimits(max_input_bytes=100_000, max_archive_files=1, max_compression_ratio=1e9)
+    with pytest.raises(InputTooLargeError, match="decompresses to more than"):
+        extract_archive(path, work["input"], limits)
+    assert_untouched(work, path)
+
+
+def test_unpacking_stops_at_the_deadline(work):
+    archive = make_tar(work["src"] / "slow.tar", [(f"f{i}.raw", b"x" * 10) for i in range(5)])
+    limits = InputLimits(max_input_bytes=10**9, max_archive_files=100, max_compression_ratio=1e9, max_seconds=0)
+    with pytest.raises(PredictionTimeoutError, match="Unpacking archive"):
+        extract_archive(archive, work["input"], limits)
+    assert_untouched(work, archive)
+
+
+def test_an_entry_2000_folders_deep_is_a_typed_error(work):
+    from tests.support import bad_payloads as bad
+
+    archive = bad.zip_deep_entry(work["src"])
+    with pytest.raises(InputFileError, match="nested 2001 folders deep"):
+        extract_archive(archive, work["input"], LIMITS)
+    assert_untouched(work, archive)
+
+
+def test_500k_entries_refused_from_the_end_record_before_listing(work):
+    import tracemalloc
+
+    from tests.support import bad_payloads as bad
+
+    archive = bad.zip_many_entries(work["src"], 500_000)
+    limits = InputLimits(max_input_bytes=10**9, max_archive_files=10_000, max_compression_ratio=200)
+    tracemalloc.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(InputTooLargeError, match="lists 500000 entries"):
+            extract_archive(archive, work["input"], limits)
+        took = time.monotonic() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert took < 0.5 and peak < 5 * 1024**2, (took, peak)
+    assert_untouched(work, archive)
+
+
+def test_the_many_entries_builder_makes_a_real_zip(work):
+    from tests.support import bad_payloads as bad
+
+    import zipfile
+
+    archive = bad.zip_many_entries(work["src"], 70_000)  # past 65535: zip64 end records
+    assert len(zipfile.ZipFile(archive).infolist()) == 70_000

@@ -213,6 +213,8 @@ def assert_recovers(env: Env) -> None:
 def run(env: Env, **request: Any):
     if isinstance(request.get("workflow_json"), (dict, list)):
         request["workflow_json"] = json.dumps(request["workflow_json"])
+    # Rows build their files here and pass them as Paths (their own); a str is what a Cog request sends.
+    request.setdefault("input_file_is_local", isinstance(request.get("input_file"), Path))
     return env.runner.run(RunRequest(**request))
 
 
@@ -224,6 +226,13 @@ def load_and_save(name: str) -> dict:
         "10": {"class_type": "LoadImage", "inputs": {"image": name}, "_meta": {"title": "my photo"}},
         "99": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "ok"}},
     }
+
+
+def save_dataset_to(folder_name: str) -> dict:
+    workflow = load_and_save("photo.png")
+    workflow["99"] = {"class_type": "SaveImageDataSetToFolder",
+                      "inputs": {"images": ["10", 0], "folder_name": folder_name, "filename_prefix": "x"}}
+    return workflow
 
 
 def small_text_to_image(ckpt: str = EXAMPLE_CHECKPOINT) -> dict:
@@ -416,6 +425,22 @@ CASES = [
     # --- input files ---------------------------------------------------------------------------
     Case("missing-input-file", MissingInputError, lambda e: {"workflow_json": load_and_save("nope.png")},
          lambda e: ["nope.png", "Node 10"]),
+    # --- paths outside their folders, refused in the plan (issue 12, items 3-6; unit rows: HOSTILE_PATHS)
+    Case("load-dev-zero-output", UnsafeInputError, lambda e: {"workflow_json": load_and_save("/dev/zero [output]")},
+         lambda e: ["'/dev/zero [output]'", "is an absolute path", "Node 10"]),
+    Case("load-dotdot-output", UnsafeInputError,
+         lambda e: {"workflow_json": load_and_save("../../weights/x.png [output]")},
+         lambda e: ["'..'", "Node 10"]),
+    Case("dataset-save-escape", UnsafeInputError, lambda e: {"workflow_json": save_dataset_to("../../escape")},
+         lambda e: ["'../../escape'", "folder_name", "Node 99"], check=assert_absent("../escape")),
+    Case("load3d-dict-absolute", UnsafeInputError,
+         lambda e: {"workflow_json": {**load_and_save("photo.png"), "20": {"class_type": "Load3D", "inputs": {
+             "model_file": "m.glb", "image": {"image": "/etc/hostname", "mask": "m.png", "normal": "n.png"},
+             "width": 64, "height": 64}}}},
+         lambda e: ["Node 20 (Load3D), input 'image'", "'/etc/hostname'", "is an absolute path"]),
+    Case("input-file-server-path", UnsafeInputError,
+         lambda e: {"workflow_json": chain(), "input_file": "/etc/hostname"},
+         lambda e: ["a path on the server is refused"]),
     Case("dotdot-in-input-name", UnsafeInputError, lambda e: {"workflow_json": load_and_save("../comfyui.log")},
          lambda e: ["../comfyui.log", "'..'", "Node 10"]),
     archive_case("zip-slip", UnsafeInputError, bad.zip_slip, ["../evil.png", "'..'"], check=assert_absent("evil.png")),
@@ -596,6 +621,21 @@ COG_CASES = [
      ["/interrupt", "loopback"]),
     ("node-raises", lambda e: {"workflow_json": json.dumps(chain(("CWTestRaise", {"message": "kaboom"})))},
      ["node 2 (CWTestRaise", "CWTestRaise says kaboom"]),
+    # issue 12, item 4: a server path in input_file is refused, whether it exists or not, the same way
+    ("input-file-server-path", lambda e: {"workflow_json": json.dumps(chain()), "input_file": "/etc/hostname"},
+     ["a path on the server is refused"]),
+    ("input-file-missing-server-path", lambda e: {"workflow_json": json.dumps(chain()),
+                                                  "input_file": "/etc/no-such-file.png"},
+     ["a path on the server is refused"]),
+    ("input-file-file-url", lambda e: {"workflow_json": json.dumps(chain()), "input_file": "file:///etc/hostname"},
+     ["a path on the server is refused"]),
+    # item 7: Cog's own download of input_file goes through our URL policy
+    ("input-file-loopback-url", lambda e: {"workflow_json": json.dumps(chain()),
+                                           "input_file": f"{e.spy.base_url}/secret.png"},
+     ["/secret.png", "loopback"]),
+    # item 5 through Cog: a path outside input/ in the workflow
+    ("load-dev-zero-output", lambda e: {"workflow_json": json.dumps(load_and_save("/dev/zero [output]"))},
+     ["Node 10", "is an absolute path"]),
 ]
 
 

@@ -91,7 +91,8 @@ def by_prefix(result: RunResult) -> dict[str, list[np.ndarray]]:
 
 
 def run(runner: WorkflowRunner, workflow: dict, input_file: Path | str | None = None) -> RunResult:
-    return runner.run(RunRequest(workflow_json=json.dumps(workflow), input_file=input_file, output_format="png"))
+    return runner.run(RunRequest(workflow_json=json.dumps(workflow), input_file=input_file, output_format="png",
+                                 input_file_is_local=True))
 
 
 def assert_inverted(result: RunResult, *sources: np.ndarray) -> None:
@@ -405,17 +406,35 @@ def test_cog_input_file_as_a_data_uri(cog, tmp_path):
     assert close(out, 255 - source.astype(int))
 
 
-def test_cog_input_file_as_an_http_url(cog, site):
-    control, served = site
+@pytest.fixture(scope="module")
+def cog_trusting(tmp_path_factory):
+    """A Cog server on a trusted network (CW_ALLOW_PRIVATE_URLS=1): loopback URLs may be fetched."""
+    with cog_server(tmp_path_factory.mktemp("cog_inputs_private"), env={"CW_ALLOW_PRIVATE_URLS": "1"}) as server:
+        assert server.health()["status"] == "READY", server.log()[-3000:]
+        yield server
+
+
+def test_cog_input_file_url_goes_through_our_url_policy(cog, site):
+    """Cog fetches URL file inputs before predict(); we govern that fetch: a loopback URL is refused."""
+    control, _ = site
     before = control.requests["/cog/cog_source.png"]
-    # Cog saves the download as /tmp/tmpXXXXXXXXcog_source.png; the workflow still finds its own name.
     body = cog.post({"workflow_json": json.dumps(invert_workflow("input.png", "cog_source.png")),
                      "input_file": f"{control.base_url}/cog/cog_source.png", "output_format": "png"}).json()
+    assert body["status"] == "failed" and "loopback" in body["error"], body
+    assert control.requests["/cog/cog_source.png"] == before  # never contacted
+
+
+def test_cog_input_file_as_an_http_url(cog_trusting, site):
+    control, served = site
+    before = control.requests["/cog/cog_source.png"]
+    # Our fetcher keeps the URL's own file name; the workflow finds it under that name and as input.png.
+    body = cog_trusting.post({"workflow_json": json.dumps(invert_workflow("input.png", "cog_source.png")),
+                              "input_file": f"{control.base_url}/cog/cog_source.png", "output_format": "png"}).json()
     outputs = cog_pixels(body)
     assert len(outputs) == 2
     for out in outputs.values():
         assert close(out, 255 - served["/cog/cog_source.png"].astype(int))
-    assert control.requests["/cog/cog_source.png"] - before >= 1  # Cog's runtime fetched it, from loopback
+    assert control.requests["/cog/cog_source.png"] - before >= 1
 
 
 def test_cog_default_policy_refuses_a_loopback_url_without_any_request(cog, site):

@@ -13,9 +13,13 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
+
+from comfyui_wrapper.errors import InputFileError, InputTooLargeError, UnsafeInputError, WorkflowError
 
 MEMBER = "photos/a.png"  # what the archive workflows load
 
@@ -104,3 +108,213 @@ def big_png(path: Path, size: int) -> Path:
         handle.write(head)
         handle.truncate(size)
     return path
+
+
+# --- the table of hostile cases -----------------------------------------------------------------
+#
+# One row per attack: what is tried, what is sent, and the refusal expected. The row shape is the
+# one tests/support/hostile_urls.py uses for URL attacks, so the two tables read (and merge) as one.
+# ``payload`` is data, or a callable that builds it (given a folder). ``where`` says which test
+# drives the row: "unit" (tests/test_inputs_hostile.py, no ComfyUI) or "e2e" (the bad-input
+# matrix in tests/test_bad_inputs.py, which holds the first 44 rows, by its own ids).
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    attack: str  # short id: what the attacker tries
+    payload: Any  # what is sent
+    error: type  # the WrapperError subclass expected, exactly
+    where: str = "unit"
+    note: str = ""
+
+
+def node(class_type: str, **inputs: Any) -> dict:
+    """A one-node workflow: enough for the path check, which looks at values only."""
+    return {"1": {"class_type": class_type, "inputs": inputs}}
+
+
+def nested_list(depth: int) -> list:
+    value: list = ["x.png"]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _load3d(image: str) -> dict:
+    return node("Load3D", model_file="cube.glb", image={"image": image, "mask": "m.png", "normal": "n.png"},
+                width=64, height=64)
+
+
+# Each payload is a workflow; every row must be refused by the path check before queueing.
+HOSTILE_PATHS: list[HostileCase] = [
+    # reading outside input/ (item 5)
+    HostileCase("load-absolute", node("LoadImage", image="/etc/passwd"), UnsafeInputError),
+    HostileCase("load-absolute-output-annotation", node("LoadImage", image="/etc/passwd [output]"), UnsafeInputError),
+    HostileCase("load-dotdot-output-annotation", node("LoadImage", image="../../etc/passwd [output]"),
+                UnsafeInputError),
+    HostileCase("load-dotdot-temp-annotation", node("LoadImageMask", image="../x.png [temp]", channel="alpha"),
+                UnsafeInputError),
+    HostileCase("load-output-node-dotdot", node("LoadImageOutput", image="../../.cache/weights/x.png [output]"),
+                UnsafeInputError),
+    HostileCase("load-backslash-dotdot", node("LoadAudio", audio="..\\..\\secret.wav"), UnsafeInputError),
+    HostileCase("load3d-dict-absolute", _load3d("/root/.ssh/id_rsa"), UnsafeInputError),
+    HostileCase("load3d-dict-dotdot-annotated", _load3d("../../../etc/hostname [temp]"), UnsafeInputError),
+    HostileCase("load3d-model-dotdot", node("Load3D", model_file="../../x.glb", image={}), UnsafeInputError),
+    HostileCase("list-value-absolute", node("CWPackLoader", paths=["ok.png", ["/etc/shadow"]]), UnsafeInputError),
+    HostileCase("pack-node-path-input", node("SomePackLoadFromPath", path="/proc/self/environ"), UnsafeInputError),
+    HostileCase("home-tilde", node("SomePackLoadFromPath", path="~/.netrc"), UnsafeInputError),
+    HostileCase("drive-letter", node("LoadImage", image="C:\\Windows\\win.ini"), UnsafeInputError),
+    HostileCase("nul-byte", node("LoadImage", image="a.png\x00.txt"), UnsafeInputError),
+    HostileCase("fullwidth-dotdot", node("SomePackLoadFromPath", path="\uff0e\uff0e\uff0fsecret.png"), UnsafeInputError),
+    HostileCase("fullwidth-absolute", node("SomePackLoadFromPath", path="\uff0fetc\uff0fpasswd"), UnsafeInputError),
+    HostileCase("file-url-any-input", node("SomePackLoadFromPath", path="file:///etc/passwd"), UnsafeInputError),
+    # device files (item 6): refused as absolute before anything opens them
+    HostileCase("dev-zero-output", node("LoadImage", image="/dev/zero [output]"), UnsafeInputError),
+    HostileCase("dev-zero-mask", node("LoadImageMask", image="/dev/zero", channel="alpha"), UnsafeInputError),
+    HostileCase("dev-urandom-audio", node("LoadAudio", audio="/dev/urandom"), UnsafeInputError),
+    HostileCase("dev-zero-latent", node("LoadLatent", latent="../../../../dev/zero"), UnsafeInputError),
+    # writing outside output/ (item 3)
+    HostileCase("dataset-save-absolute", node("SaveImageDataSetToFolder", images=["2", 0], folder_name="/tmp/x",
+                                              filename_prefix="image"), UnsafeInputError),
+    HostileCase("dataset-save-dotdot", node("SaveImageDataSetToFolder", images=["2", 0],
+                                            folder_name="../../.cache/weights/loras", filename_prefix="image"),
+                UnsafeInputError),
+    HostileCase("text-dataset-save-dotdot", node("SaveImageTextDataSetToFolder", images=["2", 0], texts=["3", 0],
+                                                 folder_name="../input", filename_prefix="x"), UnsafeInputError),
+    HostileCase("save-prefix-dotdot", node("SaveImage", images=["2", 0], filename_prefix="../../evil"),
+                UnsafeInputError),
+    HostileCase("save-prefix-absolute", node("SaveImage", images=["2", 0], filename_prefix="/src/predict"),
+                UnsafeInputError),
+    HostileCase("pack-save-output-path", node("SomePackSaver", images=["2", 0], output_path="/etc/cron.d"),
+                UnsafeInputError),
+    # nesting (item 12)
+    HostileCase("value-nested-deep", node("SomePack", data=nested_list(100)), WorkflowError),
+]
+
+# Values that look a little like paths and must still pass (the check's false-positive guard).
+ALLOWED_PATHS: list[HostileCase] = [
+    HostileCase("relative-subfolder", node("LoadImage", image="photos/a.png"), type(None)),
+    HostileCase("output-annotated-relative", node("LoadImageOutput", image="ComfyUI_00001_.png [output]"), type(None)),
+    HostileCase("prefix-with-folder", node("SaveImage", images=["2", 0], filename_prefix="videos/%date:yyyy%/x"),
+                type(None)),
+    HostileCase("ellipsis-text", node("SomePack", text="wait... what.. ok"), type(None)),
+    HostileCase("url", node("LoadImage", image="https://example.com/a/../b.png"), type(None)),
+    HostileCase("multiline-prompt", node("CLIPTextEncode", clip=["4", 1], text="a ../../ map of /etc/passwd"),
+                type(None)),
+    HostileCase("link", node("SaveImage", images=["2", 0], filename_prefix="ComfyUI"), type(None)),
+]
+
+
+def deep_json(depth: int = 100_000) -> str:
+    """A workflow_json nested ``depth`` levels: past the JSON parser's own recursion limit."""
+    return '{"1": ' + "[" * depth + "]" * depth + "}"
+
+
+# --- archive bombs of the second kind -------------------------------------------------------------
+
+
+def tar_skip_bomb(folder: Path, declared: int = 32 * 1024**2) -> Path:
+    """A .tar.gz whose only big member is clutter (``__MACOSX/``): skipped, yet decompressed to pass it."""
+    path = folder / "skipbomb.tar.gz"
+    image = png_bytes()
+    with tarfile.open(path, "w:gz", compresslevel=9) as archive:
+        info = tarfile.TarInfo(MEMBER)
+        info.size = len(image)
+        archive.addfile(info, io.BytesIO(image))
+        junk = tarfile.TarInfo("__MACOSX/photos/._zeros")
+        junk.size = declared
+        archive.addfile(junk, _Zeros(declared))
+    return path
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced as read (no allocation of the whole)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def zip_deep_entry(folder: Path, depth: int = 2000) -> Path:
+    path = folder / "deep.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MEMBER, png_bytes())
+        archive.writestr("d/" * depth + "x.png", png_bytes())
+    return path
+
+
+def zip_many_entries(folder: Path, count: int = 500_000) -> Path:
+    """A real zip (stored, empty members, zip64 end records) listing ``count`` entries, written fast."""
+    import struct
+    import zlib
+
+    path = folder / "many.zip"
+    local = bytearray()
+    central = bytearray()
+    crc = zlib.crc32(b"")
+    for index in range(count):
+        name = f"f{index}.png".encode()
+        offset = len(local)
+        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, 0, 0, len(name), 0) + name
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, 0, 0, len(name), 0, 0, 0, 0,
+                               0, offset) + name
+    cd_offset = len(local)
+    zip64_end_offset = cd_offset + len(central)
+    zip64_end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(central), cd_offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_end_offset, 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    path.write_bytes(bytes(local + central) + zip64_end + locator + end)
+    return path
+
+
+# Archive rows: payload builds the archive in a folder; the unit driver unpacks it with ARCHIVE_LIMITS.
+ARCHIVE_LIMITS = dict(max_input_bytes=2 * 1024**2, max_archive_files=100, max_compression_ratio=200.0)
+
+HOSTILE_ARCHIVES: list[HostileCase] = [
+    HostileCase("zip-slip", zip_slip, UnsafeInputError),
+    HostileCase("zip-slip-backslash", lambda d: zip_slip(d, "..\\..\\evil.png"), UnsafeInputError),
+    HostileCase("zip-slip-absolute", lambda d: zip_slip(d, "/etc/cron.d/x"), UnsafeInputError),
+    HostileCase("zip-drive-letter", lambda d: zip_slip(d, "C:/x.png"), UnsafeInputError),
+    HostileCase("tar-symlink-escape", tar_symlink_escape, UnsafeInputError),
+    HostileCase("tar-hardlink", tar_hardlink, UnsafeInputError),
+    HostileCase("tar-hardlink-inside", lambda d: tar_hardlink(d, MEMBER), UnsafeInputError),
+    HostileCase("tar-device-file", tar_device, UnsafeInputError),
+    HostileCase("zip-bomb-size", lambda d: zip_bomb(d, "bomb.zip", 64 * 1024**2), InputTooLargeError),
+    HostileCase("zip-bomb-ratio", lambda d: zip_bomb(d, "dense.zip", 1024**2 + 300_000), InputTooLargeError),
+    HostileCase("corrupt-zip", corrupt_zip, InputFileError),
+    HostileCase("tar-skip-bomb", tar_skip_bomb, InputTooLargeError),
+    HostileCase("zip-entry-2000-deep", zip_deep_entry, InputFileError),
+    HostileCase("zip-500k-entries", zip_many_entries, InputTooLargeError),
+]
+
+
+# input_file values a Cog request may send (as the str coglet passes for anything but a URL).
+HOSTILE_INPUT_FILES: list[HostileCase] = [
+    HostileCase("input-file-server-path", "/etc/hostname", UnsafeInputError),
+    HostileCase("input-file-missing-server-path", "/etc/no-such-file.png", UnsafeInputError),
+    HostileCase("input-file-relative-server-path", "../runtime/output/x.png", UnsafeInputError),
+    HostileCase("input-file-dev-zero", "/dev/zero", UnsafeInputError),
+    HostileCase("input-file-file-url", "file:///etc/hostname", UnsafeInputError),
+    HostileCase("input-file-proc", "/proc/self/environ", UnsafeInputError),
+]
+
+# workflow_json texts.
+HOSTILE_WORKFLOW_TEXTS: list[HostileCase] = [
+    HostileCase("workflow-100k-levels-deep", deep_json(100_000), WorkflowError),
+    HostileCase("workflow-100-levels-deep", deep_json(100), WorkflowError),
+    HostileCase("workflow-100k-deep-object", '{"a":' * 100_000 + "1" + "}" * 100_000, WorkflowError),
+]
+
+
+def all_tables() -> dict[str, list[HostileCase]]:
+    """Every unit-driven table of this module, by name (the lead merges hostile_urls.py's beside them)."""
+    return {"paths": HOSTILE_PATHS, "archives": HOSTILE_ARCHIVES, "input_files": HOSTILE_INPUT_FILES,
+            "workflow_texts": HOSTILE_WORKFLOW_TEXTS}

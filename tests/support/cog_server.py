@@ -24,8 +24,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def predict_ref() -> str:
-    return yaml.safe_load((REPO_ROOT / "cog.yaml").read_text())["predict"]
+def predict_ref(root: Path = REPO_ROOT) -> str:
+    return yaml.safe_load((root / "cog.yaml").read_text())["predict"]
 
 
 @dataclass
@@ -68,13 +68,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def cog_server(tmp: Path, env: dict[str, str] | None = None, setup_timeout: float = 240) -> Iterator[CogServer]:
+def cog_server(tmp: Path, env: dict[str, str] | None = None, setup_timeout: float = 240,
+               root: Path = REPO_ROOT) -> Iterator[CogServer]:
+    """Serve the Cog project in ``root`` (this checkout, or a model made by new-model)."""
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)
     full_env = {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "COG_PREDICT_TYPE_STUB": predict_ref(),
+        "COG_PREDICT_TYPE_STUB": predict_ref(root),
         "PORT": str(port),
         "CW_RUNTIME_DIR": str(tmp / "runtime"),
         "CW_WEIGHTS_DIR": str(tmp / "weights"),
@@ -84,7 +86,7 @@ def cog_server(tmp: Path, env: dict[str, str] | None = None, setup_timeout: floa
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-            cwd=REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=root, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     server = CogServer(f"http://127.0.0.1:{port}", process, log_path)
     try:

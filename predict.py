@@ -12,8 +12,13 @@ from typing import Optional
 from cog import BasePredictor, Input, Path
 
 from comfyui_wrapper import RunRequest, Settings, WorkflowRunner
-from comfyui_wrapper.outputs import OUTPUT_FORMATS
 from comfyui_wrapper.progress import configure_logging
+
+# The Cog CLI reads the inputs below statically (tree-sitter, before any build step): choices must be a
+# list literal or a module-level name bound to one, each description one plain string literal, defaults
+# and ge/le literals. scripts/check_cog_static.py applies those rules in the tests. This list must equal
+# comfyui_wrapper.outputs.OUTPUT_FORMATS (a test checks it).
+OUTPUT_FORMAT_CHOICES = ["webp", "jpg", "png"]
 
 
 class Predictor(BasePredictor):
@@ -25,11 +30,7 @@ class Predictor(BasePredictor):
     def predict(
         self,
         workflow_json: str = Input(
-            description=(
-                "Your ComfyUI workflow as JSON: in ComfyUI use Workflow > Export (API) and paste the file's "
-                "contents (an http(s) URL to the JSON works too). Leave empty to run the built-in "
-                "text-to-image example."
-            ),
+            description="Your ComfyUI workflow as JSON: in ComfyUI use Workflow > Export (API) and paste the file's contents (an http(s) URL to the JSON works too). Leave empty to run the built-in text-to-image example.",
             default="",
         ),
         input_file: Optional[Path] = Input(
@@ -42,7 +43,7 @@ class Predictor(BasePredictor):
         ),
         output_format: str = Input(
             description="Format of the returned images. Videos, GIFs, audio and other files are returned as they are.",
-            choices=list(OUTPUT_FORMATS),
+            choices=OUTPUT_FORMAT_CHOICES,
             default="webp",
         ),
         output_quality: int = Input(
@@ -60,10 +61,7 @@ class Predictor(BasePredictor):
             default=False,
         ),
         return_provenance: bool = Input(
-            description=(
-                "Also return provenance.json: the workflow as it actually ran (seeds, rewritten names), the ComfyUI "
-                "version, custom node commits and weight hashes, to reproduce the result exactly."
-            ),
+            description="Also return provenance.json: the workflow as it actually ran (seeds, rewritten names), the ComfyUI version, custom node commits and weight hashes, to reproduce the result exactly.",
             default=False,
         ),
     ) -> list[Path]:

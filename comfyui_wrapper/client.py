@@ -26,6 +26,11 @@ from .workflow import node_title
 
 log = logging.getLogger("comfyui_wrapper.client")
 
+# The events that show our prompt moving: only these reset the stall watchdog. Packs broadcast
+# their own events (system monitors every second, previews...), which say nothing about our run.
+PROGRESS_EVENTS = frozenset({"execution_start", "execution_cached", "executing", "progress", "progress_state",
+                             "executed"})
+
 
 @dataclass
 class RunEvent:
@@ -100,6 +105,10 @@ class ComfyUIClient:
     def clear_queue(self) -> None:
         self._post("/queue", {"clear": True}, timeout=10)
 
+    def clear_history(self) -> None:
+        """Forget every finished prompt: ComfyUI keeps up to 10,000, each with its prompt and outputs."""
+        self._post("/history", {"clear": True}, timeout=10)
+
     def free(self, *, unload_models: bool = False, free_memory: bool = False) -> None:
         """``free_memory`` makes ComfyUI drop its execution cache before the next prompt."""
         self._post("/free", {"unload_models": unload_models, "free_memory": free_memory}, timeout=10)
@@ -163,8 +172,9 @@ class ComfyUIClient:
     ) -> RunOutcome:
         """Follow our prompt's events until it succeeds, fails or is interrupted.
 
-        Raises PredictionTimeoutError on the overall deadline or when no event
-        arrives for ``stall_timeout_s`` while a node runs, and ConnectionLost
+        Raises PredictionTimeoutError on the overall deadline or when none of
+        our prompt's PROGRESS_EVENTS arrives for ``stall_timeout_s``; events
+        without our prompt id are ignored entirely. Raises ConnectionLost
         when ComfyUI stops answering and ``is_alive`` says it is gone.
         """
         outcome = RunOutcome(prompt_id=prompt_id, status="running")
@@ -198,11 +208,10 @@ class ComfyUIClient:
                         return outcome
                 continue
             event_type, data = message
-            if data.get("prompt_id") not in (None, prompt_id):
-                continue
-            if event_type in ("status", "crystools.monitor"):
-                continue
-            last_event = time.monotonic()
+            if data.get("prompt_id") != prompt_id:
+                continue  # status, other prompts' events, and whatever packs broadcast
+            if event_type in PROGRESS_EVENTS:
+                last_event = time.monotonic()
             event = RunEvent(event_type, data)
             if event_type == "executing":
                 node = data.get("node")

@@ -6,18 +6,33 @@ in output-node order (node ids compared as tuples of integer parts, so
 alphabetically. Files a node wrote without reporting them (some custom nodes
 do) follow, oldest first. Images are converted to webp/jpg/png; videos, gifs,
 animated images, audio and anything else pass through unchanged.
+
+Metadata. ComfyUI runs with --disable-metadata, because what it embeds is
+the prompt as queued: our per-run cache tokens (which would let whoever holds
+the image address that run's cached results) and absolute container paths.
+Instead ``deliver`` writes the user's workflow as it ran (seeds included,
+paths relative to input/, no tokens; see provenance.shareable_workflow) into
+PNGs (a ``prompt`` text chunk, as ComfyUI writes it, so dragging the image
+into ComfyUI restores the graph) and webp images (EXIF 0x0110 ``prompt:...``,
+ComfyUI's own convention), or nothing when CW_OUTPUT_METADATA=none. JPEG
+results carry no metadata (ComfyUI cannot read a workflow from a JPEG). A
+PNG is always re-encoded (losslessly) so that whatever a custom node
+embedded is replaced; any other file that still contains a run token is
+re-encoded without metadata if it is an image, or reported in the log.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import mmap
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .errors import OutputFormatError
 from .workflow import node_order_key
@@ -28,6 +43,8 @@ OUTPUT_FORMATS = ("webp", "jpg", "png")
 CONVERTIBLE = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 _PIL_FORMAT = {"webp": "WEBP", "jpg": "JPEG", "png": "PNG"}
 _SAME = {"webp": {".webp"}, "jpg": {".jpg", ".jpeg"}, "png": {".png"}}
+METADATA_CHOICES = ("workflow", "none")
+_EXIF_MODEL = 0x0110  # where ComfyUI puts "prompt:<json>" in a webp's EXIF
 
 
 @dataclass(frozen=True)
@@ -86,34 +103,79 @@ def collect(
     return files
 
 
-def deliver(files: list[ProducedFile], dest_dir: Path, output_format: str, output_quality: int) -> list[Path]:
-    """Move or convert each file into ``dest_dir``; returns the new paths in order."""
+def deliver(files: list[ProducedFile], dest_dir: Path, output_format: str, output_quality: int, *,
+            workflow: dict[str, Any] | None = None, secrets: Iterable[str] = ()) -> list[Path]:
+    """Move or convert each file into ``dest_dir``; returns the new paths in order.
+
+    ``workflow``: embedded in PNG and webp images (None: no metadata).
+    ``secrets``: strings (run tokens) no returned file may contain.
+    """
     fmt = check_format(output_format, output_quality)
     dest_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     delivered: list[Path] = []
+    prompt_text = json.dumps(workflow) if workflow is not None else None
+    needles = [secret.encode() for secret in secrets if secret]
     for produced in files:
         source = produced.path
-        target_name = source.name
-        convert = source.suffix.lower() in CONVERTIBLE and source.suffix.lower() not in _SAME[fmt]
+        suffix = source.suffix.lower()
+        convert = suffix in CONVERTIBLE and (suffix not in _SAME[fmt] or suffix == ".png")
         if convert and _is_animated(source):
             convert = False
         if convert:
-            target = dest_dir / _unique(f"{source.stem}.{fmt}", taken)
+            target_fmt = fmt if suffix not in _SAME[fmt] else "png"
+            target = dest_dir / _unique(f"{source.stem}.{target_fmt}", taken)
             try:
-                _convert(source, target, fmt, output_quality)
+                _convert(source, target, target_fmt, output_quality, prompt_text)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
                 # E.g. webp stops at 16383 pixels a side, and Pillow refuses huge images: a result the
                 # run took minutes to make is returned as it is rather than lost to a traceback.
                 taken.discard(target.name)
-                log.warning("Could not convert %s to %s (%s); returning it unchanged.", source.name, fmt, exc)
+                log.warning("Could not convert %s to %s (%s); returning it unchanged.", source.name, target_fmt, exc)
             else:
                 delivered.append(target)
                 continue
-        target = dest_dir / _unique(target_name, taken)
+        target = dest_dir / _unique(source.name, taken)
         shutil.move(str(source), target)
+        if needles and _contains(target, needles):
+            target = _scrub(target, output_quality)
         delivered.append(target)
     return delivered
+
+
+def _contains(path: Path, needles: list[bytes]) -> bool:
+    try:
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return any(data.find(needle) != -1 for needle in needles)
+    except (OSError, ValueError):
+        return False
+
+
+def _scrub(path: Path, quality: int) -> Path:
+    """A returned file still holds a run token (a node embedded ComfyUI's prompt despite
+    --disable-metadata): images are re-encoded without metadata, anything else is reported."""
+    suffix = path.suffix.lower()
+    fmt = {".png": "png", ".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg"}.get(suffix)
+    if fmt is not None:
+        scrubbed = path.with_name(f".{path.name}.scrubbed")
+        try:
+            with Image.open(path) as image:
+                frames = getattr(image, "n_frames", 1)
+                options: dict[str, Any] = {"quality": quality} if fmt in ("jpg", "webp") else {}
+                if frames > 1:
+                    options.update(save_all=True)
+                image.save(scrubbed, _PIL_FORMAT[fmt], **options)
+            os.replace(scrubbed, path)
+            return path
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            scrubbed.unlink(missing_ok=True)
+            log.warning("Could not remove the embedded metadata of %s (%s).", path.name, exc)
+            return path
+    log.warning("%s embeds ComfyUI's internal prompt (a custom node ignored --disable-metadata).", path.name)
+    return path
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -136,8 +198,11 @@ def _is_animated(path: Path) -> bool:
         return False
 
 
-def _convert(source: Path, target: Path, fmt: str, quality: int) -> None:
-    """Write ``source`` as ``fmt``; temp name + rename so a failure leaves nothing."""
+def _convert(source: Path, target: Path, fmt: str, quality: int, prompt_text: str | None = None) -> None:
+    """Write ``source`` as ``fmt``; temp name + rename so a failure leaves nothing.
+
+    Only the pixels are kept (and ``prompt_text`` where the format has a place for it).
+    """
     partial = target.with_name(f".{target.name}.partial")
     try:
         with Image.open(source) as image:
@@ -148,6 +213,14 @@ def _convert(source: Path, target: Path, fmt: str, quality: int) -> None:
                 options["quality"] = quality
             if fmt == "png":
                 options["optimize"] = False
+                if prompt_text is not None:
+                    info = PngImagePlugin.PngInfo()
+                    info.add_text("prompt", prompt_text)
+                    options["pnginfo"] = info
+            if fmt == "webp" and prompt_text is not None:
+                exif = Image.Exif()
+                exif[_EXIF_MODEL] = f"prompt:{prompt_text}"
+                options["exif"] = exif
             image.save(partial, _PIL_FORMAT[fmt], **options)
         os.replace(partial, target)
         source.unlink()

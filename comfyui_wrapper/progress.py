@@ -8,6 +8,7 @@ time went.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -15,10 +16,55 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .client import RunEvent
-from .errors import PrintableArgs
-from .workflow import Workflow, node_title
+from .errors import PrintableArgs, printable
+from .workflow import Workflow, node_order_key, node_title
 
 log = logging.getLogger("comfyui_wrapper")
+
+
+# ComfyUI's own lines, by what a user watching a prediction needs to see.
+_ERROR_LINE = re.compile(r"Traceback \(most recent call last\)|^!!! |\b\w*(Error|Exception)\b:|^ERROR|"
+                         r"IMPORT FAILED|Cannot import|out of memory", re.IGNORECASE)
+_WARNING_LINE = re.compile(r"\bwarn(ing)?\b|\bWarning:|deprecated", re.IGNORECASE)
+_INFO_LINE = re.compile(r"^(Requested to load|loaded (completely|partially)|Loading \d+ new model|"
+                        r"model weight dtype|model_type|Using .* attention|Prompt executed in|got prompt|"
+                        r"Total VRAM|Device:|Set vram state|pytorch version|ComfyUI version|"
+                        r"Import times for custom nodes|\s+[\d.]+ seconds.*:|Unloading|Memory summary|"
+                        r"Processing interrupted|Starting server|To see the GUI)", re.IGNORECASE)
+COMFYUI_LEVELS = {"none": 100, "error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO,
+                  "all": logging.DEBUG}
+
+
+class ComfyLogClassifier:
+    """How important one of ComfyUI's output lines is (a logging level); remembers whether a
+    traceback is open, so every line of one is an error."""
+
+    def __init__(self) -> None:
+        self.in_traceback = False
+
+    def level(self, line: str) -> int:
+        if self.in_traceback:
+            if line[:1].isspace() or not line.strip():
+                return logging.ERROR
+            self.in_traceback = False
+            return logging.ERROR  # the exception line that ends it
+        if line.startswith("Traceback (most recent call last)"):
+            self.in_traceback = True
+            return logging.ERROR
+        if _ERROR_LINE.search(line):
+            return logging.ERROR
+        if _WARNING_LINE.search(line):
+            return logging.WARNING
+        if _INFO_LINE.search(line):
+            return logging.INFO
+        return logging.DEBUG
+
+
+def comfy_display_line(raw: str) -> str:
+    """A raw output line as one printable log line: of progress bars redrawn with carriage
+    returns only the last drawing is kept."""
+    segments = [segment for segment in raw.rstrip("\r\n").split("\r") if segment.strip()]
+    return printable(segments[-1].rstrip() if segments else "", limit=4000)
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -73,7 +119,10 @@ class ProgressReporter:
             cached = [str(n) for n in data.get("nodes", [])]
             self.done.update(cached)
             if cached:
-                log.info("%d of %d nodes reused from ComfyUI's cache", len(cached), self.total)
+                ordered = sorted(cached, key=node_order_key)
+                names = ", ".join(f"{nid} ({self.workflow.get(nid, {}).get('class_type', '?')})" for nid in ordered[:12])
+                more = f" and {len(ordered) - 12} more" if len(ordered) > 12 else ""
+                log.info("%d of %d nodes reused from ComfyUI's cache: %s%s", len(cached), self.total, names, more)
         elif event.type == "executing" and data.get("node") is not None:
             node_id = str(data["node"])
             self.current = node_id

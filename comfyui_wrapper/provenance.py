@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from .custom_nodes import LOCK_FILE
 from .errors import redact
 from .manifest import WeightSpec
-from .workflow import SeedChange, Workflow
+from .workflow import SeedChange, Workflow, strip_run_tokens
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +37,20 @@ def custom_node_commits(comfyui_dir: Path) -> list[dict[str, Any]]:
         packs = [{"name": name, **(info if isinstance(info, dict) else {})} for name, info in packs.items()]
     return [{key: pack.get(key) for key in ("name", "repo", "commit") if key in pack}
             for pack in packs or [] if isinstance(pack, dict)]
+
+
+def shareable_workflow(workflow: Workflow, container_dirs: Iterable[Path]) -> Workflow:
+    """The workflow as it ran, fit to hand back: no run tokens, and no absolute container paths
+    (a path under one of ``container_dirs``, such as input/, becomes relative to it, which is
+    how the user named the file)."""
+    roots = sorted((str(Path(d)).rstrip("/") + "/" for d in container_dirs), key=len, reverse=True)
+    clean = strip_run_tokens(workflow)
+    for node in clean.values():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        for name, value in (inputs or {}).items():
+            if isinstance(value, str):
+                inputs[name] = next((value[len(root):] for root in roots if value.startswith(root)), value)
+    return clean
 
 
 def build_provenance(

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from . import workflow as wf
 from .archives import InputLimits
-from .cache import WeightCache
+from .cache import URL_HASH_CHARS, WeightCache
 from .client import ComfyUIClient, ConnectionLost, RunOutcome
 from .custom_nodes import ImportFailure, load_packs, report_failed_imports, setup_report
 from .errors import (
@@ -52,7 +53,7 @@ from .node_catalogue import NodeCatalogue
 from .outputs import check_format, collect, deliver
 from .plan import Plan, PlanContext, make_plan
 from .progress import PhaseTimer, ProgressReporter
-from .provenance import write_provenance
+from .provenance import shareable_workflow, write_provenance
 from .server import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
 from .ui_models import EmbeddedModel, embedded_models
@@ -61,6 +62,9 @@ from .warm import WarmUp
 from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
 log = logging.getLogger("comfyui_wrapper")
+
+# How the weight cache names the folder of a weight given by URL.
+_URL_HASH_DIR = re.compile(f"[0-9a-f]{{{URL_HASH_CHARS}}}")
 
 # Exceptions ComfyUI reports when a weight file on disk is damaged.
 _CORRUPT_WEIGHT_SIGNS = ("SafetensorError", "HeaderTooLarge", "invalid load key", "PytorchStreamReader",
@@ -102,6 +106,8 @@ class _Prepared:
     url_weights: dict[str, str] = field(default_factory=dict)  # url -> name in its folder
     seeds: list[wf.SeedChange] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    pure: set[str] = field(default_factory=set)  # nodes whose cached results later predictions may reuse
+    tokens: list[str] = field(default_factory=list)  # the run tokens queued (never returned to the user)
 
 
 class WorkflowRunner:
@@ -161,6 +167,22 @@ class WorkflowRunner:
                 self.server.start()
             self.client = ComfyUIClient(self.server.base_url)
         return self.client
+
+    def _ensure_idle(self, client: ComfyUIClient) -> ComfyUIClient:
+        """Make sure no earlier prompt still runs or waits in ComfyUI's queue.
+
+        An earlier prediction stops its prompt when it ends, however it ends;
+        this check (one GET /queue, about a millisecond) covers whatever that
+        missed, so one user's leftover work never delays or mixes with the next.
+        """
+        queue = client.queue()
+        running, pending = len(queue.get("queue_running") or []), len(queue.get("queue_pending") or [])
+        if not running and not pending:
+            return client
+        log.warning("ComfyUI still had %d running and %d queued prompt(s) from before this prediction; "
+                    "stopping them.", running, pending)
+        self._abort(client)
+        return self._ensure_ready()
 
     def _log_platform(self) -> None:
         assert self.client is not None
@@ -234,12 +256,22 @@ class WorkflowRunner:
             self._reset_dirs()
             raise
         finally:
+            self._forget_history()
             log.info(timer.summary())
+
+    def _forget_history(self) -> None:
+        """Drop the run from ComfyUI's history: the next prediction's nodes (any pack's code) can
+        read PromptServer's history, which holds each prompt, its inputs and outputs."""
+        if self.client is not None and self.server.is_alive():
+            try:
+                self.client.clear_history()
+            except ConnectionLost:
+                pass
 
     def _run(self, request: RunRequest, timer: PhaseTimer) -> RunResult:
         with timer.phase("prepare"):
             check_format(request.output_format, request.output_quality)
-            client = self._ensure_ready()
+            client = self._ensure_idle(self._ensure_ready())
             self._reset_dirs()
             object_info = client.object_info()
             data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json, lambda url: fetch_text(url, self.url_policy)))
@@ -258,10 +290,14 @@ class WorkflowRunner:
                                include_temp=request.return_temp_files)
             if not produced:
                 raise self._no_outputs(prepared.workflow, prepared.plan.output_nodes, request.return_temp_files)
-            files = deliver(produced, self.settings.results_dir, request.output_format, request.output_quality)
+            shared = shareable_workflow(prepared.workflow, [self.settings.input_dir, self.settings.runtime_dir,
+                                                            self.settings.comfyui_dir])
+            files = deliver(produced, self.settings.results_dir, request.output_format, request.output_quality,
+                            workflow=shared if self.settings.output_metadata == "workflow" else None,
+                            secrets=prepared.tokens)
             if request.return_provenance:
                 files.append(write_provenance(
-                    self.settings.results_dir / "provenance.json", workflow=prepared.workflow, seeds=prepared.seeds,
+                    self.settings.results_dir / "provenance.json", workflow=shared, seeds=prepared.seeds,
                     specs=prepared.specs, url_weights=prepared.url_weights, sha_for=self.cache.record_sha256,
                     comfyui_dir=self.settings.comfyui_dir,
                     options={"output_format": request.output_format, "output_quality": request.output_quality,
@@ -306,17 +342,41 @@ class WorkflowRunner:
             workflow, seeds = wf.randomise_seeds(workflow, object_info)
             for change in seeds:
                 log.info("Seed of node %s (%s): %d", change.node_id, change.input_name, change.new)
-        return _Prepared(workflow, plan, weight_refs.specs, dict(report.url_names), seeds, stats)
+        context = self.plan_context(object_info, embedded)
+        pure = wf.pure_nodes(workflow, object_info, context.folder_for,
+                             self._names_prediction_data(report.url_names.values()))
+        return _Prepared(workflow, plan, weight_refs.specs, dict(report.url_names), seeds, stats, pure)
+
+    def _names_prediction_data(self, url_names: Iterable[str]) -> Callable[[str], bool]:
+        """Whether a literal names something a prediction brought: an entry of input/, temp/ or
+        output/ (at any depth: the first path part is enough), or a weight fetched by URL (named
+        ``<hex digits of the URL's hash>/<file>`` by the weight cache, this prediction's or an
+        earlier one's)."""
+        s = self.settings
+        roots = (s.input_dir, s.temp_dir, s.output_dir)
+        fetched = set(url_names)
+
+        def check(value: str) -> bool:
+            first = value.replace("\\", "/").split("/")[0]
+            if value in fetched or (value.count("/") and _URL_HASH_DIR.fullmatch(first)):
+                return True
+            try:
+                return any((root / first).exists() or (root / value).exists() for root in roots)
+            except (OSError, ValueError):
+                return True  # a name the file system refuses is not a model name we vouch for
+        return check
 
     def _execute(self, prepared: _Prepared, timer: PhaseTimer) -> tuple[RunOutcome, str]:
         """Queue and wait; a weight that turns out corrupt on load is fetched again, once."""
         client = self._ensure_ready()
         for attempt in (1, 2):
             run_id = uuid.uuid4().hex
+            # The cache token is not the prompt id: ids appear in logs and results, the token never may.
+            token = uuid.uuid4().hex
+            prepared.tokens.append(token)
             self._log_mark = self.server.log_position()  # a crash report shows only this run's log
             with timer.phase("queue"):
-                prompt_id = client.queue_prompt(
-                    wf.mark_outputs_fresh(prepared.workflow, prepared.plan.output_nodes, run_id), prompt_id=run_id)
+                prompt_id = client.queue_prompt(wf.mark_run(prepared.workflow, token, prepared.pure), prompt_id=run_id)
             with timer.phase("execution"):
                 try:
                     outcome = self._wait(client, prompt_id, prepared.workflow)

@@ -6,9 +6,14 @@ is stop + start. The process is started from an argument list (never a
 shell), so its handle is never lost and stop() can always reach it:
 terminate, wait, then kill.
 
-ComfyUI's output goes line by line to ``runtime/comfyui.log`` and to our
-logger with a ``[ComfyUI]`` prefix; the last lines are kept in memory so an
-error can say why ComfyUI died.
+ComfyUI's output goes line by line to ``runtime/comfyui.log`` (rotated at
+CW_COMFYUI_LOG_MAX_BYTES, one old file kept) and to our logger with a
+``[ComfyUI]`` prefix: errors, tracebacks and warnings at WARNING, model loads
+and run summaries at INFO (so a prediction's log shows them), everything else
+at DEBUG, filtered by CW_COMFYUI_LOG_LEVEL. Lines are made printable first
+(progress.printable), so nothing ComfyUI or a custom node prints can forge a
+log line. The last lines are kept in memory so an error can say why ComfyUI
+died.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Callable, Sequence
 import requests
 
 from .errors import ComfyUIStartError
+from .progress import COMFYUI_LEVELS, ComfyLogClassifier, comfy_display_line
 from .settings import Settings
 
 log = logging.getLogger("comfyui_wrapper.server")
@@ -74,6 +80,33 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
             pass
 
 
+class _RotatingFile:
+    """ComfyUI's log file, moved aside to ``<name>.1`` when it passes ``max_bytes``.
+
+    ComfyUI runs for the container's life; without a bound its log would fill the disk.
+    """
+
+    def __init__(self, handle, path: Path, max_bytes: int) -> None:
+        self.handle, self.path, self.max_bytes = handle, path, max_bytes
+        try:
+            self.size = path.stat().st_size
+        except OSError:
+            self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if self.max_bytes > 0 and self.size + len(data) > self.max_bytes and self.size > 0:
+            self.handle.close()
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            self.handle = self.path.open("ab")
+            self.size = 0
+        self.handle.write(data)
+        self.handle.flush()
+        self.size += len(data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 class ComfyUIServer:
     """One ComfyUI process on 127.0.0.1, owned by this object."""
 
@@ -116,6 +149,9 @@ class ComfyUIServer:
             "--output-directory", str(s.output_dir),
             # ComfyUI appends "temp" to this directory itself.
             "--temp-directory", str(s.temp_dir.parent),
+            # What ComfyUI embeds in images is the prompt as queued: run tokens and container paths.
+            # outputs.deliver writes the user's workflow instead (CW_OUTPUT_METADATA).
+            "--disable-metadata",
         ]
         if s.force_cpu or not cuda_present():
             args.append("--cpu")
@@ -166,18 +202,27 @@ class ComfyUIServer:
 
     def _pump_log(self, process: subprocess.Popen[bytes], log_file) -> None:
         assert process.stdout is not None
-        with log_file:
+        log_file = _RotatingFile(log_file, self.settings.log_path, self.settings.comfyui_log_max_bytes)
+        classifier = ComfyLogClassifier()
+        threshold = COMFYUI_LEVELS.get(self.settings.comfyui_log_level, logging.INFO)
+        show_all = self.settings.comfyui_log_level == "all"
+        try:
             for raw in iter(process.stdout.readline, b""):
                 log_file.write(raw)
-                log_file.flush()
-                line = raw.decode("utf-8", "replace").rstrip()
+                line = comfy_display_line(raw.decode("utf-8", "replace"))
                 self.tail.append(line)
                 self.lines_seen += 1
                 if self.state is ServerState.STARTING:
                     self.boot_log.append(line)
-                comfy_log.debug("[ComfyUI] %s", line)
+                level = classifier.level(line)
+                if level >= threshold:
+                    # Errors are ComfyUI's, not ours: shown as warnings, the prediction decides if it failed.
+                    comfy_log.log(logging.INFO if show_all and level < logging.WARNING else min(level, logging.WARNING),
+                                  "[ComfyUI] %s", line)
                 if self.on_log_line is not None:
                     self.on_log_line(line)
+        finally:
+            log_file.close()
 
     def _wait_ready(self, timeout_s: float) -> None:
         with requests.Session() as session:

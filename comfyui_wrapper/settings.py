@@ -68,6 +68,17 @@ def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"Setting {name}={value!r} must be a byte count such as 500M or 20G.") from None
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ValueError(f"Setting {name}={value!r} must be one of {', '.join(choices)}.")
+    return value
+
+
+COMFYUI_LOG_LEVELS = ("none", "error", "warning", "info", "all")
+OUTPUT_METADATA = ("workflow", "none")
+
+
 @dataclass(frozen=True)
 class Settings:
     """All tunables. Field comments name the environment variable."""
@@ -81,10 +92,13 @@ class Settings:
     force_cpu: bool = False  # CW_FORCE_CPU
     extra_args: tuple[str, ...] = ()  # CW_COMFYUI_EXTRA_ARGS (space separated)
     extra_model_paths: tuple[Path, ...] = ()  # CW_EXTRA_MODEL_PATHS (extra_model_paths YAML files, ':' separated)
+    comfyui_log_level: str = "info"  # CW_COMFYUI_LOG_LEVEL (which of ComfyUI's own lines reach our log)
+    comfyui_log_max_bytes: int = 20 * 1024**2  # CW_COMFYUI_LOG_MAX_BYTES (runtime/comfyui.log, then one .1)
 
     # --- a prediction ----------------------------------------------------
     prediction_timeout_s: float = 1800.0  # CW_PREDICTION_TIMEOUT
-    stall_timeout_s: float = 600.0  # CW_STALL_TIMEOUT (no ComfyUI event while a node runs)
+    stall_timeout_s: float = 600.0  # CW_STALL_TIMEOUT (no progress event of our prompt)
+    output_metadata: str = "workflow"  # CW_OUTPUT_METADATA (what returned images embed: workflow | none)
 
     # --- weights ---------------------------------------------------------
     manifest_path: Path = REPO_ROOT / "weights_manifest.json"  # CW_WEIGHTS_MANIFEST
@@ -140,8 +154,11 @@ class Settings:
             extra_model_paths=tuple(
                 Path(p).expanduser().resolve() for p in env.get("CW_EXTRA_MODEL_PATHS", "").split(os.pathsep) if p.strip()
             ),
+            comfyui_log_level=_choice(env, "CW_COMFYUI_LOG_LEVEL", "info", COMFYUI_LOG_LEVELS),
+            comfyui_log_max_bytes=_bytes(env, "CW_COMFYUI_LOG_MAX_BYTES", 20 * 1024**2),
             prediction_timeout_s=_float(env, "CW_PREDICTION_TIMEOUT", 1800.0),
             stall_timeout_s=_float(env, "CW_STALL_TIMEOUT", 600.0),
+            output_metadata=_choice(env, "CW_OUTPUT_METADATA", "workflow", OUTPUT_METADATA),
             manifest_path=_path(env, "CW_WEIGHTS_MANIFEST", REPO_ROOT / "weights_manifest.json"),
             weights_dir=_path(env, "CW_WEIGHTS_DIR", REPO_ROOT / ".cache" / "weights"),
             weights_budget_bytes=_bytes(env, "CW_WEIGHTS_BUDGET", 0),

@@ -183,21 +183,132 @@ def node_order_key(node_id: str) -> tuple[tuple[int, ...], str]:
     return tuple(parts), str(node_id)
 
 
-def mark_outputs_fresh(workflow: Workflow, outputs: list[str], token: str) -> Workflow:
-    """Give each output node one extra literal input unique to this run.
+RUN_TOKEN_INPUT = "cw_run"
 
-    ComfyUI caches node results by their inputs, so an identical second run
-    would execute nothing and write no files into our fresh output folder.
-    An extra input changes only the output nodes' cache keys: they run again
-    (and write files) while everything upstream, loaded models included, is
-    still served from ComfyUI's cache. ComfyUI ignores undeclared inputs.
+
+def pure_nodes(
+    workflow: Workflow,
+    object_info: dict[str, Any],
+    folder_for: Callable[[str, str], str | None],
+    names_prediction_data: Callable[[str], bool],
+) -> set[str]:
+    """Nodes whose cached result may be reused by a later prediction; see ``mark_run``.
+
+    A node is pure only if it is a model loader (at least one input reads a
+    model folder, per the model folder map), not an output node, declares no
+    hidden inputs (PROMPT, EXTRA_PNGINFO... carry the prediction itself), and
+    every literal input it has is declared and is one of:
+      - a model-folder file name: relative, no ``..``, no backslash, and not a
+        name this prediction gave by URL (``names_prediction_data`` says so);
+      - a number, a boolean or null;
+      - a combo choice listed by /object_info that has no path separator and
+        does not name anything in input/ or temp/ (``names_prediction_data``).
+    Linked inputs are not judged here: ``mark_run`` makes a node impure through
+    its ancestors anyway.
     """
-    fresh = copy.copy(workflow)
-    for node_id in outputs:
-        node = dict(fresh[node_id])
-        node["inputs"] = {**node.get("inputs", {}), "cw_run": token}
-        fresh[node_id] = node
-    return fresh
+    pure: set[str] = set()
+    for node_id, node in workflow.items():
+        class_type = node.get("class_type", "")
+        info = object_info.get(class_type) or {}
+        declared = info.get("input") or {}
+        if not info or info.get("output_node") or declared.get("hidden"):
+            continue
+        specs = {**(declared.get("required") or {}), **(declared.get("optional") or {})}
+        literals = {name: value for name, value in (node.get("inputs") or {}).items() if not is_link(value)}
+        if not any(folder_for(class_type, name) for name in specs):
+            continue
+        if all(name in specs and _pure_literal(class_type, name, value, specs[name], folder_for, names_prediction_data)
+               for name, value in literals.items()):
+            pure.add(node_id)
+    return pure
+
+
+def _pure_literal(class_type: str, name: str, value: Any, spec: Any,
+                  folder_for: Callable[[str, str], str | None], names_prediction_data: Callable[[str], bool]) -> bool:
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if not isinstance(value, str):
+        return False  # lists and objects: a node may read anything from them
+    if folder_for(class_type, name):
+        parts = value.split("/")
+        return bool(value) and not value.startswith("/") and "\\" not in value and ".." not in parts \
+            and not names_prediction_data(value)
+    choices = spec[0] if isinstance(spec, (list, tuple)) and spec else None
+    if isinstance(choices, str) and choices == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+        choices = spec[1].get("options")
+    return isinstance(choices, list) and value in choices and "/" not in value and "\\" not in value \
+        and not names_prediction_data(value)
+
+
+def ancestors(workflow: Workflow, node_id: str) -> set[str]:
+    """Every node ``node_id`` reads from, directly or through other nodes."""
+    seen: set[str] = set()
+    stack = [node_id]
+    while stack:
+        for value in (workflow.get(stack.pop(), {}).get("inputs") or {}).values():
+            if is_link(value) and str(value[0]) not in seen and str(value[0]) in workflow:
+                seen.add(str(value[0]))
+                stack.append(str(value[0]))
+    return seen
+
+
+def mark_run(workflow: Workflow, token: str, pure: set[str]) -> Workflow:
+    """Give this run's token to every node whose result may depend on prediction data.
+
+    Why this is complete. ComfyUI (comfy_execution/caching.py,
+    CacheKeySetInputSignature) keys a node's cached output on its immediate
+    signature -- class_type, its IS_CHANGED/fingerprint_inputs result, its node
+    id if NOT_IDEMPOTENT or it takes UNIQUE_ID, and every input in the prompt,
+    declared or not, links as (ancestor position, output index) -- followed by
+    the immediate signatures of ALL its ancestors, recursively through every
+    link. So a literal put into one node's inputs changes the key of that node
+    and of every node downstream of it. Prediction data can reach a node's
+    result only through (a) a literal input (then the data is in the key
+    itself), (b) a linked input (then the producing node's key is in this
+    key), or (c) what the node reads at run time outside its inputs: files in
+    input/ or temp/, a URL, a directory listing, hidden inputs (PROMPT,
+    EXTRA_PNGINFO). Case (c) is the leak. Every node that is not ``pure``
+    (see pure_nodes: model loaders reading only model-folder names, numbers,
+    booleans and input-free combo choices) gets a token unique to this run,
+    unless an ancestor of it already has one -- that ancestor's token is in
+    its key already. Hence every node that is impure, or has an impure
+    ancestor, has a key no earlier prediction produced (the token is random,
+    128 bits, not the prompt id, and never returned: outputs carry no ComfyUI metadata),
+    so only pure loaders whose whole ancestry is pure are reused: loaded
+    checkpoints, LoRAs, VAEs, upscalers stay cached across predictions.
+
+    What the allowlist assumes: (1) model folders hold only weights put there
+    by the image, the operator or the weight cache -- never a prediction's
+    input (inputs go to input/; archives extract there), and a file of a given
+    name in a model folder does not change while ComfyUI runs; weights fetched
+    by URL for this prediction are treated as prediction data (their names are
+    a short hash of the URL without its query secrets, so two URLs can share
+    one); (2) a loader reads nothing but its inputs and model folders.
+    Not covered (ComfyUI internals outside the prompt): the children a node
+    expands into at run time are cached per parent id and keyed only on
+    their own inputs and links; node instances are kept per (id, class) across
+    prompts, so a class that stores data on ``self`` or in module globals can
+    carry it over. Neither is used that way by core nodes.
+    """
+    impure = set(workflow) - pure
+    marked = copy.copy(workflow)
+    for node_id in impure:
+        upstream = ancestors(workflow, node_id)
+        if upstream & impure and node_id not in upstream:  # (a node in a cycle keeps its own token)
+            continue
+        node = dict(marked[node_id])
+        node["inputs"] = {**(node.get("inputs") or {}), RUN_TOKEN_INPUT: token}
+        marked[node_id] = node
+    return marked
+
+
+def strip_run_tokens(workflow: Workflow) -> Workflow:
+    """The workflow without our run tokens (for anything handed back to the user)."""
+    clean = copy.deepcopy(workflow)
+    for node in clean.values():
+        if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
+            node["inputs"].pop(RUN_TOKEN_INPUT, None)
+    return clean
 
 
 @dataclass(frozen=True)

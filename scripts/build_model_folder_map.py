@@ -71,24 +71,50 @@ SKIP = set(__SKIP__)
 EXTENSIONS = __EXTENSIONS__
 ALIAS_CANDIDATES = __ALIASES__
 
+
+
+def _shape(entry):
+    """(paths, extensions) from any way a pack registers a folder: ComfyUI's ([paths], {exts}),
+    tuples such as VideoHelperSuite's ((), {".json"}), sets, bare path lists, one path, None."""
+    if entry is None:
+        return [], set()
+    if isinstance(entry, str):
+        return [entry], set()
+    if isinstance(entry, (list, tuple)) and len(entry) == 2 and not isinstance(entry[1], str):
+        raw_paths, raw_exts = entry
+        if isinstance(raw_paths, str):
+            raw_paths = [raw_paths]
+        return [str(p) for p in (raw_paths or ())], {str(e) for e in (raw_exts or ())}
+    if isinstance(entry, (list, tuple, set, frozenset)):
+        return [str(p) for p in entry], set()
+    raise TypeError("registered as %s, not (paths, extensions)" % type(entry).__name__)
+
+
 folders = {}
 extensions = {}
-for index, name in enumerate(sorted(n for n in folder_paths.folder_names_and_paths if n not in SKIP)):
-    token = "__cwprobe_%03d__" % index
-    own = sorted(str(e) for e in folder_paths.folder_names_and_paths[name][1])
-    directory = os.path.join(ROOT, "models", "%03d" % index)
-    os.makedirs(os.path.join(directory, token + "dir"), exist_ok=True)
-    for inner in ("model_index.json", "config.json"):
-        open(os.path.join(directory, token + "dir", inner), "w").close()
-    for ext in sorted(set(EXTENSIONS) | {e for e in own if e != "folder"}):
-        open(os.path.join(directory, token + ext), "w").close()
-    folder_paths.add_model_folder_path(name, directory)
-    folders["%03d" % index] = name
-    extensions[name] = own
+skipped = {}
+for index, name in enumerate(sorted(str(n) for n in folder_paths.folder_names_and_paths if n not in SKIP)):
+    try:
+        token = "__cwprobe_%03d__" % index
+        paths, own_set = _shape(folder_paths.folder_names_and_paths[name])
+        # ComfyUI's own shape, so add_model_folder_path can append (a tuple of paths cannot).
+        folder_paths.folder_names_and_paths[name] = (paths, own_set)
+        own = sorted(own_set)
+        directory = os.path.join(ROOT, "models", "%03d" % index)
+        os.makedirs(os.path.join(directory, token + "dir"), exist_ok=True)
+        for inner in ("model_index.json", "config.json"):
+            open(os.path.join(directory, token + "dir", inner), "w").close()
+        for ext in sorted(set(EXTENSIONS) | {e for e in own if e != "folder" and "/" not in e and os.sep not in e}):
+            open(os.path.join(directory, token + ext), "w").close()
+        folder_paths.add_model_folder_path(name, directory)
+        folders["%03d" % index] = name
+        extensions[name] = own
+    except Exception as error:  # one odd registration must not cost the whole map
+        skipped[name] = "%s: %s" % (type(error).__name__, error)
 
 aliases = {a: folder_paths.map_legacy(a) for a in ALIAS_CANDIDATES if hasattr(folder_paths, "map_legacy")}
 with open(os.path.join(ROOT, "probe.json"), "w") as handle:
-    json.dump({"folders": folders, "extensions": extensions,
+    json.dump({"folders": folders, "extensions": extensions, "skipped": skipped,
                "aliases": {a: f for a, f in aliases.items() if a != f}}, handle)
 
 NODE_CLASS_MAPPINGS = {}
@@ -100,6 +126,8 @@ PLACEHOLDER_EXTENSIONS = (
     "", ".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl",
     ".gguf", ".onnx", ".engine", ".trt", ".yaml", ".json", ".txt",
 )
+# ComfyUI importing many packs on a build host's CPU takes minutes (the image build passes 900).
+DEFAULT_TIMEOUT_S = 600.0
 # Legacy folder names ComfyUI still accepts (folder_paths.map_legacy); recorded if they map.
 ALIAS_CANDIDATES = ("unet", "clip")
 
@@ -233,7 +261,31 @@ def installed_custom_nodes(comfyui_dir: Path) -> list[str]:
     )
 
 
-def build_map(comfyui_dir: Path, python: str = sys.executable, port: int = 0, timeout_s: float = 120.0,
+def registering_packs(comfyui_dir: Path, folder: str) -> list[str]:
+    """Packs whose Python source names ``folder`` in quotes: who most likely registered it."""
+    found = []
+    for pack in installed_custom_nodes(comfyui_dir):
+        root = comfyui_dir / "custom_nodes" / pack
+        files = [root] if root.is_file() else sorted(root.rglob("*.py"))[:2000]
+        needles = (f'"{folder}"', f"'{folder}'")
+        if any(needle in _read(path) for path in files if path.is_file() for needle in needles):
+            found.append(pack)
+    return found
+
+
+def report_skipped(comfyui_dir: Path, skipped: dict[str, str], log=print) -> dict[str, dict[str, object]]:
+    """Name each folder the probe had to skip and the pack(s) behind it; the map is built without them."""
+    out: dict[str, dict[str, object]] = {}
+    for folder, reason in sorted(skipped.items()):
+        packs = registering_packs(comfyui_dir, folder)
+        out[folder] = {"reason": reason, "packs": packs}
+        by = f" (registered by {', '.join(packs)})" if packs else ""
+        log(f"WARNING: model folder {folder!r}{by} skipped: {reason}. Its loaders are left out of the map; "
+            "report it to the pack or pin another commit in custom_nodes.json.", file=sys.stderr)
+    return out
+
+
+def build_map(comfyui_dir: Path, python: str = sys.executable, port: int = 0, timeout_s: float = DEFAULT_TIMEOUT_S,
               keep: bool = False, extra_configs: list[Path] | tuple[Path, ...] = ()) -> dict:
     """Boot ComfyUI with the probe and return the map (see the module docstring).
 
@@ -259,6 +311,7 @@ def build_map(comfyui_dir: Path, python: str = sys.executable, port: int = 0, ti
         else:
             shutil.rmtree(root, ignore_errors=True)
     version, commit = comfyui_identity(comfyui_dir)
+    skipped = report_skipped(comfyui_dir, probe.get("skipped") or {})
     return {
         "schema": SCHEMA,
         "comfyui_version": version,
@@ -269,6 +322,7 @@ def build_map(comfyui_dir: Path, python: str = sys.executable, port: int = 0, ti
         "aliases": dict(sorted(probe["aliases"].items())),
         "extensions": dict(sorted(probe["extensions"].items())),
         "inputs": inputs_by_folder(object_info, probe["folders"]),
+        "skipped_folders": skipped,
     }
 
 
@@ -288,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help=f"map file (default <comfyui-dir>/{MAP_NAME})")
     parser.add_argument("--python", default=sys.executable, help="Python that runs ComfyUI (default: this one)")
     parser.add_argument("--port", type=int, default=0, help="port for the probe ComfyUI (default: a free one)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for ComfyUI (default 120)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds to wait for ComfyUI (default {DEFAULT_TIMEOUT_S:.0f})")
     parser.add_argument("--extra-model-paths-config", type=Path, action="append", default=[], metavar="YAML",
                         help="an extra_model_paths YAML ComfyUI normally runs with (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the probe tree and ComfyUI log for debugging")

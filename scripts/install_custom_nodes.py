@@ -331,6 +331,15 @@ def pip_command(python: str) -> list[str]:
     # Compare unresolved paths: a venv's python is a symlink to the same binary as another venv's.
     if os.path.abspath(python) != os.path.abspath(sys.executable):
         command += ["--python", python]
+    # PEP 668: CUDA 13 Cog images run a uv-managed Python whose stdlib carries EXTERNALLY-MANAGED,
+    # and there a plain `pip install` fails. Such an interpreter (not a venv: venvs are exempt) is
+    # ours to fill, as Cog's own installs into it do. --break-system-packages is an option of
+    # `pip install`, which callers append after this prefix: pass it as pip's environment variable.
+    probe = ("import os, sys, sysconfig; print(int(sys.prefix == sys.base_prefix and os.path.isfile("
+             "os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED'))))")
+    marked = run([python, "-c", probe], timeout=120)
+    if marked.returncode == 0 and marked.stdout.strip() == "1":
+        command = ["env", "PIP_BREAK_SYSTEM_PACKAGES=1", *command]
     return command
 
 

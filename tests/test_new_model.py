@@ -88,10 +88,13 @@ def assert_static_rules(predict_py: Path) -> None:
             if bound in kwargs:
                 value = kwargs[bound]
                 assert isinstance(value, ast.Constant) and isinstance(value.value, (int, float)), name
+    # The build's own checker: reads predict.py as the Cog CLI does (tree-sitter) and compares it with
+    # the generated project's committed schema.
     checker = ROOT / "scripts" / "check_cog_static.py"
-    if checker.exists():  # the build's own checker, once it lands
-        result = subprocess.run([sys.executable, str(checker), str(predict_py)], capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
+    schema = predict_py.parent / ".cog" / "openapi_schema.json"
+    result = subprocess.run([sys.executable, str(checker), "--predict", str(predict_py), "--schema", str(schema)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def schema_inputs(out: Path) -> tuple[dict, dict]:

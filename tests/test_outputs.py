@@ -97,3 +97,52 @@ def test_a_link_in_output_to_a_file_elsewhere_is_not_collected(tmp_path):
     assert [p.path.name for p in produced] == ["real.png"]
     deliver(produced, tmp_path / "dest", "png", 90)
     assert (elsewhere / "model.png").is_file()
+
+
+def test_pngs_are_rewritten_with_only_the_given_workflow(tmp_path):
+    from PIL import PngImagePlugin
+
+    from comfyui_wrapper.outputs import ProducedFile
+
+    source = tmp_path / "out" / "a.png"
+    source.parent.mkdir()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", '{"1": {"inputs": {"cw_run": "secret-token", "path": "/src/runtime/input/x.png"}}}')
+    info.add_text("parameters", "a pack's own chunk")
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(source, pnginfo=info)
+    workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}}}
+    [png] = deliver([ProducedFile(source, "1", "output")], tmp_path / "res", "png", 90, workflow=workflow,
+                    secrets=["secret-token"])
+    with Image.open(png) as image:
+        assert dict(image.text) == {"prompt": '{"1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}}}'}
+        assert image.getpixel((0, 0)) == (1, 2, 3)
+    make_png(source)
+    [bare] = deliver([ProducedFile(source, "1", "output")], tmp_path / "res2", "png", 90, workflow=None)
+    with Image.open(bare) as image:
+        assert dict(image.text) == {}
+
+
+def test_a_passed_through_file_holding_a_run_token_is_scrubbed(tmp_path):
+    from comfyui_wrapper.outputs import ProducedFile
+
+    source = tmp_path / "out" / "a.jpg"
+    source.parent.mkdir()
+    exif = Image.Exif()
+    exif[0x0110] = "prompt:{\"cw_run\": \"secret-token\"}"
+    Image.new("RGB", (4, 4), (200, 0, 0)).save(source, "JPEG", exif=exif)
+    [jpg] = deliver([ProducedFile(source, "1", "output")], tmp_path / "res", "jpg", 90, secrets=["secret-token"])
+    assert b"secret-token" not in jpg.read_bytes()
+    with Image.open(jpg) as image:
+        assert image.size == (4, 4)
+
+
+def test_the_shareable_workflow_has_no_tokens_and_no_container_paths(tmp_path):
+    from comfyui_wrapper.provenance import shareable_workflow
+
+    workflow = {"1": {"class_type": "VHS_LoadVideoPath",
+                      "inputs": {"video": str(tmp_path / "runtime" / "input" / "clip.mp4"), "cw_run": "tok",
+                                 "other": f"{tmp_path}/runtime/temp/x", "seed": 5}}}
+    clean = shareable_workflow(workflow, [tmp_path / "runtime" / "input", tmp_path / "runtime"])
+    assert clean == {"1": {"class_type": "VHS_LoadVideoPath", "inputs": {"video": "clip.mp4", "other": "temp/x",
+                                                                          "seed": 5}}}
+    assert workflow["1"]["inputs"]["cw_run"] == "tok"

@@ -89,6 +89,37 @@ def test_a_node_without_progress_trips_the_stall_watchdog(runner):
     assert_recovers(runner)
 
 
+def test_events_a_pack_broadcasts_do_not_feed_the_stall_watchdog(runner):
+    # The node makes no progress for 30 s while a thread broadcasts a monitor event and another
+    # prompt's "progress" five times a second: the 2.5 s stall timeout must still fire.
+    began = time.monotonic()
+    with pytest.raises(PredictionTimeoutError) as caught:
+        run_workflow(runner, chain(("CWTestHangWhileBroadcasting", {"seconds": 30.0})))
+    assert time.monotonic() - began < 5.5, "the stall watchdog fired only at the overall deadline"
+    assert "Node 2 made no progress" in str(caught.value)
+    assert_clean(runner)
+    assert_recovers(runner)
+
+
+def test_a_prompt_left_running_in_comfyui_is_stopped_before_the_next_prediction(runner, caplog):
+    # Whatever an earlier prediction left behind (here queued behind our back), the next one
+    # neither waits for it nor shares ComfyUI with it.
+    client = runner._ensure_ready()
+    slow = chain(("CWTestSleep", {"seconds": 60.0, "report_progress": False}))
+    client.queue_prompt(slow)
+    client.queue_prompt(slow)
+    deadline = time.monotonic() + 10
+    while not client.queue()["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    began = time.monotonic()
+    with caplog.at_level("WARNING", logger="comfyui_wrapper"):
+        result = run_workflow(runner, chain(), output_format="png")
+    assert len(result.files) == 1 and time.monotonic() - began < 15
+    assert "still had 1 running and 1 queued prompt(s)" in caplog.text
+    queue = client.queue()
+    assert not queue["queue_running"] and not queue["queue_pending"]
+
+
 def test_comfyui_killed_mid_run_is_reported_and_the_next_run_restarts_it(runner):
     pid = runner.server.process.pid
     killer = threading.Timer(2.0, lambda: os.kill(pid, signal.SIGKILL))

@@ -174,3 +174,34 @@ def test_workflow_json_may_be_a_url(runner, tmp_path):
 
         with pytest.raises(DownloadError, match="HTTP 404"):
             run_workflow(runner, f"{server.base_url}/missing.json")
+
+
+def test_comfyuis_history_forgets_each_prediction(runner):
+    run_workflow(runner, invert_and_save())
+    assert runner.client.http.get(f"{runner.client.base_url}/history", timeout=5).json() == {}
+
+
+def test_core_model_loaders_are_pure_and_input_readers_are_not(runner):
+    """With the real /object_info and model folder map: loaders stay cached, file readers re-run."""
+    from comfyui_wrapper import workflow as wf
+
+    object_info = runner.client.object_info()
+    loaders = {
+        "1": ("CheckpointLoaderSimple", {"ckpt_name": "a.safetensors"}),
+        "2": ("LoraLoader", {"model": ["1", 0], "clip": ["1", 1], "lora_name": "l.safetensors",
+                             "strength_model": 0.8, "strength_clip": 1.0}),
+        "3": ("VAELoader", {"vae_name": "v.safetensors"}),
+        "4": ("CLIPLoader", {"clip_name": "c.safetensors", "type": "stable_diffusion"}),
+        "5": ("UNETLoader", {"unet_name": "u.safetensors", "weight_dtype": "default"}),
+        "6": ("UpscaleModelLoader", {"model_name": "up.pth"}),
+        "7": ("ControlNetLoader", {"control_net_name": "cn.safetensors"}),
+    }
+    readers = {
+        "20": ("LoadImage", {"image": "input.png"}),
+        "21": ("LoadImageDataSetFromFolder", {"folder": "ds"}),
+        "22": ("EmptyImage", {"width": 8, "height": 8, "batch_size": 1, "color": 0}),
+        "23": ("SaveImage", {"images": ["20", 0], "filename_prefix": "x"}),
+    }
+    workflow = {nid: {"class_type": cls, "inputs": inputs} for nid, (cls, inputs) in {**loaders, **readers}.items()}
+    context = runner.plan_context(object_info)
+    assert wf.pure_nodes(workflow, object_info, context.folder_for, lambda value: False) == set(loaders)

@@ -79,8 +79,63 @@ def test_seeds_change_only_where_literal_and_within_range():
         assert 0 <= again["1"]["inputs"]["seed"] <= 2**64 - 1
 
 
-def test_fresh_marks_touch_only_output_nodes():
-    workflow = {"1": {"class_type": "KSampler", "inputs": {"seed": 1}}, "2": {"class_type": "SaveImage", "inputs": {}}}
-    fresh = wf.mark_outputs_fresh(workflow, ["2"], "tok")
-    assert fresh["2"]["inputs"]["cw_run"] == "tok"
-    assert "cw_run" not in fresh["1"]["inputs"] and "cw_run" not in workflow["2"]["inputs"]
+ISOLATION_INFO = {
+    "CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": [["a.safetensors", "b.safetensors"]]}}},
+    "LoraLoader": {"input": {"required": {"model": ["MODEL"], "lora_name": [["l.safetensors"]],
+                                          "strength_model": ["FLOAT", {}]}}},
+    "PackLoader": {"input": {"required": {"ckpt_name": [["a.safetensors"]], "mode": [["fast", "slow"]],
+                                          "extra": ["STRING", {}]}}},
+    "HiddenLoader": {"input": {"required": {"ckpt_name": [["a.safetensors"]]}, "hidden": {"prompt": "PROMPT"}}},
+    "LoadImage": {"input": {"required": {"image": [["input.png"]]}}},
+    "ImageScale": {"input": {"required": {"image": ["IMAGE"]}}},
+    "SaveImage": {"input": {"required": {"images": ["IMAGE"]}}, "output_node": True},
+}
+MODEL_INPUTS = {("CheckpointLoaderSimple", "ckpt_name"), ("LoraLoader", "lora_name"), ("PackLoader", "ckpt_name"),
+                ("HiddenLoader", "ckpt_name")}
+
+
+def folder_for(class_type, name):
+    return "checkpoints" if (class_type, name) in MODEL_INPUTS else None
+
+
+def test_only_loaders_reading_model_names_numbers_and_input_free_choices_are_pure():
+    data = {"input.png", "frames", "1a2b3c4d/x.safetensors"}
+    workflow = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}},
+        "2": {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "lora_name": "l.safetensors",
+                                                      "strength_model": 0.5}},
+        "3": {"class_type": "PackLoader", "inputs": {"ckpt_name": "a.safetensors", "mode": "fast"}},
+        "4": {"class_type": "PackLoader", "inputs": {"ckpt_name": "a.safetensors", "mode": "fast", "extra": "x"}},
+        "5": {"class_type": "HiddenLoader", "inputs": {"ckpt_name": "a.safetensors"}},
+        "6": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "1a2b3c4d/x.safetensors"}},
+        "7": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "../../input/input.png"}},
+        "8": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "/abs/a.safetensors"}},
+        "9": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors", "undeclared": "x"}},
+        "10": {"class_type": "LoadImage", "inputs": {"image": "input.png"}},
+        "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0]}},
+        "12": {"class_type": "Unknown", "inputs": {}},
+    }
+    pure = wf.pure_nodes(workflow, ISOLATION_INFO, folder_for, lambda value: value in data)
+    # 4: a free STRING; 5: hidden PROMPT; 6: fetched by URL; 7, 8: paths out of the folder; 9: undeclared.
+    assert pure == {"1", "2", "3"}
+
+
+def test_run_tokens_reach_every_impure_node_through_itself_or_an_ancestor():
+    workflow = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": "input.png"}},
+        "3": {"class_type": "ImageScale", "inputs": {"image": ["2", 0]}},
+        "4": {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "lora_name": "l.safetensors",
+                                                      "strength_model": 1.0, "clip": ["3", 0]}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["3", 0]}},
+        "6": {"class_type": "ImageScale", "inputs": {"image": ["7", 0]}},  # a cycle of impure nodes
+        "7": {"class_type": "ImageScale", "inputs": {"image": ["6", 0]}},
+    }
+    marked = wf.mark_run(workflow, "tok", {"1", "4"})
+    tokened = {nid for nid, node in marked.items() if node["inputs"].get("cw_run") == "tok"}
+    assert tokened == {"2", "6", "7"}
+    for node_id in set(workflow) - {"1"}:  # every node but the pure loader with a pure ancestry
+        assert node_id in tokened or wf.ancestors(workflow, node_id) & tokened, node_id
+    assert not wf.ancestors(workflow, "1") & tokened
+    assert "cw_run" not in json.dumps(workflow)  # the given workflow is not changed
+    assert "cw_run" not in json.dumps(wf.strip_run_tokens(marked))

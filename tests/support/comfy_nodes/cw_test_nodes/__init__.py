@@ -64,4 +64,123 @@ class CWTestSaveNothing:
         return {}
 
 
-NODE_CLASS_MAPPINGS = {"CWTestRaise": CWTestRaise, "CWTestSleep": CWTestSleep, "CWTestSaveNothing": CWTestSaveNothing}
+def _load_images(paths):
+    """Files -> one IMAGE batch (the first image's size; others resized), as a pack loader would."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    frames, size = [], None
+    for path in paths:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            size = size or image.size
+            frames.append(np.asarray(image.resize(size), dtype=np.float32) / 255.0)
+    return torch.from_numpy(np.stack(frames))
+
+
+def _input_dir():
+    import folder_paths
+
+    return folder_paths.get_input_directory()
+
+
+class CWTestLoadImageNoHash:
+    """Loads an input file chosen from a list, WITHOUT IS_CHANGED (as many pack loaders do)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        import os
+
+        files = sorted(f for f in os.listdir(_input_dir()) if os.path.isfile(os.path.join(_input_dir(), f)))
+        return {"required": {"image": (files,)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "cw_test"
+
+    def run(self, image):
+        import os
+
+        return (_load_images([os.path.join(_input_dir(), image)]),)
+
+
+class CWTestLoadFolderNoHash:
+    """Loads every image of an input subfolder, WITHOUT IS_CHANGED."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        import os
+
+        folders = sorted(f for f in os.listdir(_input_dir()) if os.path.isdir(os.path.join(_input_dir(), f)))
+        return {"required": {"folder": (folders,)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "cw_test"
+
+    def run(self, folder):
+        import os
+
+        root = os.path.join(_input_dir(), folder)
+        return (_load_images([os.path.join(root, f) for f in sorted(os.listdir(root))]),)
+
+
+class CWTestLoadPathString:
+    """Loads the image a STRING names (absolute, or relative to input/), WITHOUT IS_CHANGED."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"path": ("STRING", {"default": ""})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "cw_test"
+
+    def run(self, path):
+        import os
+
+        return (_load_images([path if os.path.isabs(path) else os.path.join(_input_dir(), path)]),)
+
+
+class CWTestHangWhileBroadcasting:
+    """Makes no progress for ``seconds`` while a thread broadcasts events to every client,
+    as a pack's system monitor does (the stall watchdog must not count them)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "seconds": ("FLOAT", {"default": 30.0, "min": 0.0, "max": 3600.0})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "cw_test"
+
+    def run(self, image, seconds):
+        import threading
+
+        import comfy.model_management
+        from server import PromptServer
+
+        done = threading.Event()
+
+        def broadcast():
+            while not done.wait(0.2):
+                PromptServer.instance.send_sync("cw_test.monitor", {"cpu": 1.0})
+                PromptServer.instance.send_sync("progress", {"value": 1, "max": 2, "prompt_id": "someone-else",
+                                                             "node": "1"})
+
+        threading.Thread(target=broadcast, daemon=True).start()
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                comfy.model_management.throw_exception_if_processing_interrupted()
+                time.sleep(0.1)
+        finally:
+            done.set()
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {"CWTestRaise": CWTestRaise, "CWTestSleep": CWTestSleep, "CWTestSaveNothing": CWTestSaveNothing,
+                       "CWTestLoadImageNoHash": CWTestLoadImageNoHash, "CWTestLoadFolderNoHash": CWTestLoadFolderNoHash,
+                       "CWTestLoadPathString": CWTestLoadPathString,
+                       "CWTestHangWhileBroadcasting": CWTestHangWhileBroadcasting}

@@ -10,7 +10,7 @@ Cache tree (``settings.weights_dir``, outside the ComfyUI tree)::
     ├── insightface/
     │   └── antelopev2/                      a tar entry can be a directory
     ├── loras/
-    │   └── 3f9a1c2e/my_lora.safetensors     a weight given by URL: <8 hex of the URL's hash>/<file name>
+    │   └── 3f9a1c2e5d7b8a90/my_lora.safetensors  a weight given by URL: <16 hex of its key>/<file name>
     └── .cache/                              never shown to ComfyUI
         ├── index.sqlite                     one row per verified weight: size, sha256, last use
         ├── locks/<hash>.lock                fcntl.flock per weight; budget.lock while evicting
@@ -37,9 +37,21 @@ Why it works this way:
   recently used weights go first, never one the current request needs, and a
   request that cannot fit fails with CacheBudgetError before any download. The
   last-use times live in index.sqlite, so a restart keeps the LRU order.
-- Tokens: ``hf_token`` goes only to huggingface.co, ``civitai_token`` only to
-  civitai.com, as an Authorization header (download.fetch drops it on redirects
-  to other hosts); URLs are shown only through errors.redact.
+- Tokens: ``hf_token`` goes only to https://huggingface.co and https://hf.co,
+  ``civitai_token`` only to https://civitai.com (exact hosts, port 443, decided
+  by ``urls.token_header`` from the client's own parse), as an Authorization
+  header that download.fetch never sends past the first hop's origin; URLs
+  are shown only through errors.redact.
+- A URL weight's folder is a hash of the URL as the client sends it. A URL
+  without a user credential is shared by every requester (the operator's own
+  tokens do not count: they are the container's). A URL that carries one
+  (``?token=``, ``?sig=``... the secrets ``errors.redact`` hides) is keyed on
+  the whole URL, credential included, so user B never gets the file user A
+  fetched with A's token; only the redacted URL and a hash reach the index
+  and the logs.
+- Bounded: ``ensure_all(scope=...)`` stops every download at the scope's
+  deadline or cancel (nothing kept, locks released); a weight of unknown size
+  counts against the budget as it streams and is stopped at the room left.
 
 - Tar weights (every CDN entry) never land as archives: a tar holding one
   file is fetched as the byte range of that file (found from the first
@@ -77,19 +89,20 @@ from urllib.parse import unquote, urlsplit
 
 from . import download, tar_weights
 from .errors import (
-    CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, redact,
+    CacheBudgetError, ChecksumMismatchError, PredictionInterruptedError, PredictionTimeoutError, UnsafeInputError,
+    WeightDownloadError, redact,
 )
 from .manifest import Manifest, WeightSpec
 from .settings import Settings
 from .sizes import human_bytes
-from .urls import UrlPolicy
+from .urls import Scope, UrlPolicy, parse_target, token_header
 
 _logger = logging.getLogger("comfyui_wrapper.cache")
 
 CACHE_DIR = ".cache"
 PROGRESS_EVERY_S = 5.0
 HASH_CHUNK = 8 * 1024 * 1024
-URL_HASH_CHARS = 8
+URL_HASH_CHARS = 16  # 64 bits: no one can search for a URL whose folder collides with another's
 # Names ComfyUI lists as model files (folder_paths.supported_pt_extensions, plus gguf and onnx).
 MODEL_FILE_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft", ".gguf", ".onnx")
 _SCHEMA = """
@@ -147,10 +160,12 @@ class _Item:
     spec: WeightSpec
     requested: str  # the name or URL the caller asked for
     lock_key: str
-    url_dir: str | None = None  # for URL weights: "<folder>/<hash8>", the name is decided later
+    url_dir: str | None = None  # for URL weights: "<folder>/<hash16>", the name is decided later
     estimate: int | None = None
-    also: list[str] = field(default_factory=list)  # other URLs for the same file (differing only in tokens)
+    also: list[str] = field(default_factory=list)  # other spellings of the same URL (same key)
     protected: frozenset[str] = frozenset()  # keys this request uses: never evicted to make room for it
+    scope: Scope | None = None  # the caller's deadline and cancel
+    max_bytes: int | None = None  # room left in the budget for this download
 
     @property
     def urls(self) -> list[str]:
@@ -220,6 +235,17 @@ def _sniff_extension(path: Path) -> str:
     if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
         return ".safetensors"
     return ".bin"
+
+
+def url_key(url: str) -> str:
+    """The folder a URL weight is kept in: shared when the URL carries no user credential, else per credential.
+
+    Raises UnsafeInputError for a URL the client could read two ways.
+    """
+    target = parse_target(url)
+    shown = redact(target.url)
+    material = shown if shown == target.url else "with-credential\0" + target.url
+    return hashlib.sha256(material.encode()).hexdigest()[:URL_HASH_CHARS]
 
 
 def _url_filename(url: str) -> str:
@@ -411,14 +437,18 @@ class WeightCache:
         """
         return self.ensure_all(keep, urls=[(url, folder)]).url_names[url]
 
-    def ensure_all(self, specs: Iterable[WeightSpec], *, urls: Iterable[tuple[str, str]] = ()) -> EnsureReport:
+    def ensure_all(self, specs: Iterable[WeightSpec], *, urls: Iterable[tuple[str, str]] = (),
+                   scope: Scope | None = None) -> EnsureReport:
         """Make every weight present and verified; return where they are and what it cost.
 
         ``urls`` are (url, folder) pairs for weights given by URL; their names for
-        the workflow come back in ``report.url_names``.
+        the workflow come back in ``report.url_names``. ``scope`` (the
+        prediction's deadline and cancel) stops every download at once.
         """
         began = time.monotonic()
         items = self._items(specs, urls)
+        for item in items:
+            item.scope = scope
         records = self._records(item.spec.key for item in items if item.url_dir is None)
         hits: list[_Item] = []
         missing: list[_Item] = []
@@ -558,7 +588,7 @@ class WeightCache:
             if not folder or "/" in folder or folder.startswith("."):
                 raise ValueError(f"Cannot store a weight from {redact(url)} in folder {folder!r}: "
                                  "name a ComfyUI model folder such as loras or checkpoints.")
-            url_hash = hashlib.sha256(redact(url).encode()).hexdigest()[:URL_HASH_CHARS]
+            url_hash = url_key(url)
             url_dir = f"{folder}/{url_hash}"
             placeholder = WeightSpec(name=f"{url_hash}/{_url_filename(url) or 'download'}", folder=folder, url=url)
             existing = items.setdefault(url_dir, _Item(placeholder, url, url_dir, url_dir=url_dir))
@@ -571,13 +601,12 @@ class WeightCache:
         return WeightSpec(name=f"{url_hash}/{filename}", folder=item.spec.folder, url=item.spec.url)
 
     def _headers(self, url: str) -> dict[str, str]:
-        """The token for the URL's own host, and no other."""
-        host = (urlsplit(url).hostname or "").lower()
-        if self.settings.hf_token and host in ("huggingface.co", "hf.co"):
-            return {"Authorization": f"Bearer {self.settings.hf_token}"}
-        if self.settings.civitai_token and (host == "civitai.com" or host.endswith(".civitai.com")):
-            return {"Authorization": f"Bearer {self.settings.civitai_token}"}
-        return {}
+        """The operator's token for the URL's exact host (https only), and no other; from the client's parse."""
+        try:
+            target = parse_target(url)
+        except UnsafeInputError:
+            return {}  # the fetch refuses it anyway
+        return token_header(target, hf_token=self.settings.hf_token, civitai_token=self.settings.civitai_token)
 
     @staticmethod
     def _estimate(missing: list[_Item]) -> None:
@@ -591,13 +620,17 @@ class WeightCache:
         for item in missing:
             item.estimate = item.spec.size if item.spec.size is not None else item.spec.approx_size
 
-    def _admitter(self, item: _Item) -> Callable[[int | None], None]:
-        """download.fetch's ``admit``: make room for the size the server states, or refuse."""
-        def admit(size: int | None) -> None:
+    def _admitter(self, item: _Item) -> Callable[[int | None], int | None]:
+        """download.fetch's ``admit``: make room for the size the server states, or refuse.
+
+        Returns the download's new byte limit once room was made (None: unchanged).
+        """
+        def admit(size: int | None) -> int | None:
             if size is None or size <= (item.estimate or 0):
-                return
+                return None
             item.estimate = size
             self._make_room([item], set(item.protected))
+            return item.max_bytes
 
         return admit
 
@@ -637,6 +670,14 @@ class WeightCache:
                     "weight this workflow does not use.",
                     needed_bytes=need_disk, free_bytes=free,
                 )
+            if budget > 0:
+                # What is left once the plan is done: a download whose size is unknown (or a server whose
+                # Content-Length lied) is stopped as it streams past its share of it.
+                room = max(0, budget - used - need)
+                unknown = [item for item in missing if item.spec.size is None]
+                for item in missing:
+                    share = room // len(unknown) if item in unknown else 0
+                    item.max_bytes = (item.estimate or 0) + share
             for record in plan:
                 with self._lock(record.key):
                     self._remove_path(self.root / record.key)
@@ -708,8 +749,8 @@ class WeightCache:
                 self.log(f"{spec.key}: ready, {human_bytes(size)} in {seconds:.1f} s "
                          f"({transferred / max(seconds, 1e-6) / 1e6:.0f} MB/s).")
                 return spec, transferred
-            except (CacheBudgetError, UnsafeInputError):
-                raise  # a full disk or a refused URL: no mirror will do better
+            except (CacheBudgetError, UnsafeInputError, PredictionTimeoutError, PredictionInterruptedError):
+                raise  # a full disk, a refused URL, the deadline or a cancel: no mirror will do better
             except (WeightDownloadError, OSError, tarfile.TarError) as exc:
                 if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise CacheBudgetError(
@@ -727,7 +768,8 @@ class WeightCache:
         result = download.fetch(
             url, staging / filename, size=spec.size, sha256=spec.sha256, policy=self.policy,
             headers=self._headers(url), connections=self.settings.download_connections,
-            timeout_s=self.settings.download_timeout_s, progress=self._progress(), admit=self._admitter(item),
+            timeout_s=self.settings.download_timeout_s, progress=self._progress(), scope=item.scope,
+            max_bytes=item.max_bytes, admit=self._admitter(item),
         )
         path = result.path
         if item.url_dir is not None:
@@ -751,7 +793,8 @@ class WeightCache:
         spec = item.spec
         basename = PurePosixPath(spec.name).name
         common = dict(policy=self.policy, headers=self._headers(url), timeout_s=self.settings.download_timeout_s,
-                      progress=self._progress(), admit=self._admitter(item))
+                      progress=self._progress(), admit=self._admitter(item), scope=item.scope,
+                      max_bytes=item.max_bytes)
         try:
             result = download.fetch(url, staging / basename, size=spec.size, sha256=spec.sha256,
                                     connections=self.settings.download_connections,
@@ -761,6 +804,7 @@ class WeightCache:
             pass
         out = staging / "x"
         self.log(f"{spec.key}: the archive is not a single file; extracting it as it arrives.")
+        common.update(max_bytes=item.max_bytes)  # the room the first answer's admission made, if it made some
         _, transferred = download.stream(
             url, lambda body: tar_weights.extract_stream(body, out, weight=spec.key, url=url),
             name=f"{basename}.tar", **common)

@@ -40,13 +40,17 @@ Why it is built this way:
   temporary file back as its contiguous written prefix grows, so it hashes what
   is on disk, in parallel with the download, and only the last few MB remain
   when the network is done.
-- Redirects are followed by hand with ``urls.check_url`` on every hop (not with
-  ``urls.open_url``, which drops *every* header on a cross-host redirect, Range
-  included; here only the caller's headers are dropped). Caller headers (tokens)
-  go only to the original scheme+host+port; part requests go straight to the
-  final URL, checked again. Messages and logs name URLs only through
-  ``errors.redact``, and requests' own exceptions (which quote URLs) are never
-  chained.
+- Every request goes through a ``urls.PinnedSession``: each hop (redirects
+  included) is parsed once with the client's own parser, resolved once, every
+  address checked, and the connection made to that checked address only.
+  Caller headers (tokens) go only to the first hop's exact scheme+host+port;
+  part requests go straight to the final URL, checked again. Messages and logs
+  name URLs only redacted, with the host contacted, and requests' own
+  exceptions (which quote URLs) are never chained; no body is ever quoted.
+- Bounded: a ``urls.Scope`` carries the prediction's deadline and cancel (an
+  abort shuts down every socket, so blocked reads end at once); ``max_bytes``
+  stops a body of unknown size as it streams; bodies are asked for and
+  accepted only without Content-Encoding (no decompression bomb).
 
 This module knows nothing about the cache: ``cache.py`` decides where files go.
 """
@@ -78,7 +82,7 @@ import urllib3
 
 from .errors import CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError, redact
 from .sizes import human_bytes
-from .urls import MAX_REDIRECTS, UrlPolicy, check_url
+from .urls import MAX_REDIRECTS, PinnedSession, Scope, Target, UrlPolicy, new_session, next_hop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -258,12 +262,6 @@ def _caller_headers(headers: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (headers or {}).items() if k.lower() not in ("range", "accept-encoding", "if-range")}
 
 
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
-
-
 def _backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: many clients retrying do not march in step."""
     return min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
@@ -298,13 +296,18 @@ class _RangeNotSatisfiable(Exception):
 class _Requester:
     """Sends GETs for one download: redirect hops checked, auth only to the origin."""
 
-    def __init__(self, name: str, url: str, policy: UrlPolicy, auth: dict[str, str], timeout_s: float) -> None:
+    def __init__(self, name: str, url: str, policy: UrlPolicy, auth: dict[str, str], timeout_s: float,
+                 scope: Scope | None = None, auth_origin: tuple[str, str, int] | None = None) -> None:
         self.name = name
         self.url = url
         self.policy = policy
         self.auth = auth
         self.timeout_s = timeout_s
-        self.origin = _origin(url)
+        self.scope = scope if scope is not None else Scope()
+        self.origin = auth_origin  # set by the first hop: the only origin the caller's headers go to
+
+    def session(self) -> PinnedSession:
+        return new_session(self.scope)
 
     def failure(self, reason: str, *, fix: str | None = None, url: str | None = None) -> WeightDownloadError:
         shown = redact(url or self.url)
@@ -312,9 +315,11 @@ class _Requester:
             f"Downloading {self.name} from {shown} failed: {reason}.", fix=fix, filename=self.name, url=shown,
         )
 
-    def _check(self, url: str) -> None:
+    def _check(self, session: requests.Session, url: str) -> Target:
+        if not isinstance(session, PinnedSession):
+            raise TypeError("downloads need a session from urls.new_session()")
         try:
-            check_url(url, self.policy)
+            return session.checked(url, self.policy)
         except UnsafeInputError as exc:
             raise UnsafeInputError(
                 f"Refused to download {self.name}: {exc.message}", fix=exc.fix, filename=self.name, url=redact(url),
@@ -327,25 +332,36 @@ class _Requester:
         headers = {"Accept-Encoding": "identity"}
         if first is not None:
             headers["Range"] = f"bytes={first}-{'' if last is None else last}"
-        current = url
+        current = self._check(session, url)
+        if self.origin is None:
+            self.origin = current.origin
         for _ in range(MAX_REDIRECTS + 1):
-            self._check(current)
-            sent = dict(headers, **self.auth) if _origin(current) == self.origin else headers
+            self.scope.check()
+            sent = dict(headers, **self.auth) if current.origin == self.origin else headers
             try:
                 response = session.get(
-                    current, headers=sent, stream=True, allow_redirects=False,
+                    current.url, headers=sent, stream=True, allow_redirects=False,
                     timeout=(self.timeout_s, self.timeout_s),
                 )
             except requests.Timeout:
-                raise _Retryable(f"no answer within {self.timeout_s:g} s", fix=_TIMEOUT_FIX) from None
+                self.scope.check()
+                raise _Retryable(f"no answer from {current.host} within {self.timeout_s:g} s", fix=_TIMEOUT_FIX) from None
             except requests.RequestException as exc:
-                raise _Retryable(f"connection failed ({type(exc).__name__})", fix=_BROKEN_FIX) from None
+                self.scope.check()
+                raise _Retryable(f"connection to {current.host} failed ({type(exc).__name__})", fix=_BROKEN_FIX) from None
             if response.is_redirect and "location" in response.headers:
                 response.close()
-                current = urljoin(current, response.headers["location"])
+                current = self._check(session, next_hop(current, response))
                 continue
             status = response.status_code
             if status in (200, 206):
+                encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    response.close()
+                    raise self.failure(
+                        f"{current.host} sent the file with Content-Encoding {encoding[:20]!r} although an unencoded "
+                        "file was asked for; encoded weights are refused (no unbounded decompression)",
+                        fix="Use a source that serves the file as is.", url=current.url)
                 return response
             response.close()
             if status == 416 and first == 0 and last is None:
@@ -356,7 +372,7 @@ class _Requester:
                     reason, retry_after=_retry_after(response),
                     fix="The server is failing or busy: retry later; if it persists, use another source.",
                 )
-            raise self.failure(reason, fix=_FATAL_STATUS_FIX.get(status), url=current)
+            raise self.failure(f"{reason} from {current.host}", fix=_FATAL_STATUS_FIX.get(status), url=current.url)
         raise self.failure(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -377,7 +393,8 @@ def _with_retries(
                 if cancelled.wait(delay):
                     raise _Cancelled() from None
             else:
-                time.sleep(delay)
+                requester.scope.sleep(delay)
+            requester.scope.check()
     raise AssertionError("unreachable")
 
 
@@ -515,6 +532,7 @@ class _Download:
         self, requester: _Requester, fd: int, parts: _Parts, final_url: str, *,
         ranged: bool, decode: bool, retries: int, dest: Path,
         window: Window | None = None, body_size: int | None = None, preload: bytes = b"",
+        max_bytes: int | None = None,
     ) -> None:
         # With a window, file byte ``i`` is body byte ``window.offset + i``; ``body_size`` is the whole
         # body's (a tar's) size, which range answers must keep stating; ``preload`` is what the first
@@ -522,6 +540,7 @@ class _Download:
         self.base = window.offset if window is not None else 0
         self.body_size = body_size if window is not None else parts.size
         self.preload = preload
+        self.max_bytes = max_bytes
         self.requester = requester
         self.fd = fd
         self.parts = parts
@@ -559,7 +578,7 @@ class _Download:
             # (error, Ctrl-C) it closes its own and returns at once, while a
             # straggler blocked in a read finishes harmlessly into the unlinked file.
             fd = os.dup(self.fd)
-            args = (fd, first_session, first_part, first) if index == 0 else (fd, requests.Session(), None, None)
+            args = (fd, first_session, first_part, first) if index == 0 else (fd, self.requester.session(), None, None)
             threading.Thread(target=self._work, args=args, name="download-worker", daemon=True).start()
 
     def _work(
@@ -676,7 +695,7 @@ class _Download:
             if want <= 0:
                 return
             try:
-                data = raw.read(min(want, skip) if skip else want, decode_content=self.decode)
+                data = raw.read(min(want, skip) if skip else want, decode_content=False)
             except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
                 if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
                     raise _Retryable(f"no data for {self.requester.timeout_s:g} s", fix=_TIMEOUT_FIX) from None
@@ -690,6 +709,12 @@ class _Download:
             self._write(fd, data, pos)
             pos += len(data)
             self.parts.advance(part, pos, len(data), len(data))
+            if self.max_bytes is not None and self.parts.written > self.max_bytes:
+                raise CacheBudgetError(
+                    f"{self.dest.name} from {redact(self.requester.url)} grew past {human_bytes(self.max_bytes)}, the room "
+                    "left in the weights budget; the download was stopped and nothing was kept.",
+                    fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=self.dest.name,
+                    budget_bytes=self.max_bytes)
 
     def _write(self, fd: int, data: bytes, pos: int) -> None:
         view = memoryview(data)
@@ -757,14 +782,15 @@ class _Rate:
 
 def probe(
     url: str, *, policy: UrlPolicy, headers: dict[str, str] | None = None, timeout_s: float = 30.0,
+    scope: Scope | None = None,
 ) -> ProbeResult:
     """Size, range support, final URL and Content-Disposition name, without the body.
 
     Uses ``GET`` with ``Range: bytes=0-0`` rather than HEAD: pre-signed CDN URLs
     (where Hugging Face and Civitai redirect) are often signed for GET only.
     """
-    requester = _Requester(_name_of(url), url, policy, _caller_headers(headers), timeout_s)
-    with requests.Session() as session:
+    requester = _Requester(_name_of(url), url, policy, _caller_headers(headers), timeout_s, scope)
+    with requester.session() as session:
         def attempt() -> requests.Response:
             return requester.get(session, url, 0, 0)
 
@@ -801,7 +827,9 @@ def fetch(
     retries: int = 5,
     timeout_s: float = 30.0,
     progress: Callable[[Progress], None] | None = None,
-    admit: Callable[[int | None], None] | None = None,
+    scope: Scope | None = None,
+    max_bytes: int | None = None,
+    admit: Callable[[int | None], int | None] | None = None,
     window: Callable[[Callable[[int], bytes], int | None], Window] | None = None,
 ) -> FetchResult:
     """Download ``url`` to ``dest``, verified, or raise a WrapperError and leave nothing.
@@ -811,10 +839,13 @@ def fetch(
     scheme, host and port. ``timeout_s`` bounds every connect and every read.
     ``progress`` is called in this thread about every PROGRESS_EVERY_S seconds
     and once at the end; an exception it raises aborts the download cleanly.
+    ``scope`` (deadline, cancel) stops it at once, and ``max_bytes`` as soon as
+    more bytes than that arrived (CacheBudgetError); either way nothing is kept.
 
     ``admit(size)`` is called with the size the first answer states (None if
     it states none) before any body byte is read: it may raise to refuse the
-    download (a budget), so no separate probe is needed. ``window(read, size)``
+    download (a budget), so no separate probe is needed, or return a new
+    ``max_bytes`` (the room it made), None to keep it. ``window(read, size)``
     keeps only part of the body: it calls ``read(n)`` for up to the body's
     first ``n`` bytes (taken from the first response, which then goes on at
     that point), and returns the ``Window`` that becomes the file (a tar
@@ -825,7 +856,7 @@ def fetch(
     """
     dest = Path(dest)
     began = time.monotonic()
-    requester = _Requester(dest.name, url, policy, _caller_headers(headers), timeout_s)
+    requester = _Requester(dest.name, url, policy, _caller_headers(headers), timeout_s, scope)
     expected_sha = sha256.strip().lower() if sha256 else None
     temp = _temp_path(dest)
     try:
@@ -836,7 +867,7 @@ def fetch(
     try:
         try:
             outcome = _run(requester, url, dest, fd, size, expected_sha, max(1, connections),
-                           max(64 * 1024, part_bytes), max(0, retries), progress, began, admit, window)
+                           max(64 * 1024, part_bytes), max(0, retries), progress, began, max_bytes, admit, window)
         finally:
             os.close(fd)
         try:
@@ -890,7 +921,7 @@ def _find_window(
     def read(count: int) -> bytes:
         while len(head) < count:
             try:
-                data = first.raw.read(min(READ_BYTES, count - len(head)), decode_content=decode)
+                data = first.raw.read(min(READ_BYTES, count - len(head)), decode_content=False)
             except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
                 raise requester.failure(f"the connection broke in the first bytes ({type(exc).__name__})",
                                         fix=_BROKEN_FIX) from None
@@ -912,20 +943,24 @@ def _find_window(
 def _run(
     requester: _Requester, url: str, dest: Path, fd: int, size: int | None, expected_sha: str | None,
     connections: int, part_bytes: int, retries: int, progress: Callable[[Progress], None] | None, began: float,
-    admit: Callable[[int | None], None] | None = None,
+    max_bytes: int | None = None,
+    admit: Callable[[int | None], int | None] | None = None,
     window: Callable[[Callable[[int], bytes], int | None], Window] | None = None,
 ) -> tuple[int, str, int, str | None]:
     """Download into ``fd`` and verify; returns (size, sha256, bytes read, filename hint)."""
     name = dest.name
-    session: requests.Session | None = requests.Session()
+    session: requests.Session | None = requester.session()
     job: _Download | None = None
     first: requests.Response | None = None
     try:
         assert session is not None
         first, total, ranged, decode = _first_response(requester, session, url, retries)
         hint = filename_from_disposition(first.headers.get("Content-Disposition"))
+        log.info("%s: downloading from host %s.", name, urlsplit(first.url).hostname)
         if admit is not None:
-            admit(total)  # may refuse before any body byte is read
+            allowed = admit(total)  # may refuse, or make room, before any body byte is read
+            if allowed is not None:
+                max_bytes = allowed
         span: Window | None = None
         preload = b""
         body_size = total
@@ -939,13 +974,19 @@ def _run(
                 "manifest's size and sha256.",
                 filename=name, url=redact(url), expected_size=size, actual_size=total,
             )
+        if total is not None and max_bytes is not None and total > max_bytes:
+            raise CacheBudgetError(
+                f"{name} from {redact(url)} is {human_bytes(total)}, more than the {human_bytes(max_bytes)} left in "
+                "the weights budget.", fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=name,
+                needed_bytes=total, budget_bytes=max_bytes)
         if total is not None:
             _reserve(fd, dest, total)
         min_part = min(MIN_PART_BYTES, part_bytes)
         parallel = ranged and total is not None and connections > 1 and total >= 2 * min_part
         parts = _Parts(total, connections, part_bytes, min_part, single=not parallel)
         job = _Download(requester, fd, parts, first.url, ranged=ranged, decode=decode, retries=retries, dest=dest,
-                        window=span, body_size=body_size, preload=preload)
+                        window=span, body_size=body_size, preload=preload, max_bytes=max_bytes)
+        requester.scope.on_abort(lambda: job.fail(_Cancelled()) if job is not None else None)
         hasher = _Hasher(fd, parts, job.cancelled, job.workers_done)
         hasher.start()
         workers = min(connections, -(-total // min_part)) if parallel and total else 1
@@ -958,10 +999,12 @@ def _run(
         report(rate)
         while True:
             job.wake.clear()
+            requester.scope.check()
             if job.error is not None or job.workers_done.is_set():
                 break
             job.wake.wait(PROGRESS_EVERY_S)
             report.maybe(rate)
+        requester.scope.check()
         if job.error is not None:
             raise job.error
         last_byte = time.monotonic()
@@ -1013,8 +1056,10 @@ def stream(
     retries: int = 5,
     timeout_s: float = 30.0,
     progress: Callable[[Progress], None] | None = None,
-    admit: Callable[[int | None], None] | None = None,
+    admit: Callable[[int | None], int | None] | None = None,
     name: str | None = None,
+    scope: Scope | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[T, int]:
     """Hand the body of ``url`` to ``consume`` as a file read front to back; (its result, bytes read).
 
@@ -1022,20 +1067,27 @@ def stream(
     member: nothing is written here. One GET; a connection that breaks is
     resumed at the byte where it stopped (a range request, or the body read
     again and the bytes already consumed skipped), so ``consume`` sees one
-    unbroken stream. ``admit`` is called as in fetch(). Requests, redirects and
-    tokens follow fetch()'s rules.
+    unbroken stream. ``admit``, ``scope`` and ``max_bytes`` work as in fetch().
+    Requests, redirects and tokens follow fetch()'s rules.
     """
     label = name or _name_of(url)
-    requester = _Requester(label, url, policy, _caller_headers(headers), timeout_s)
-    with requests.Session() as session:
+    requester = _Requester(label, url, policy, _caller_headers(headers), timeout_s, scope)
+    with requester.session() as session:
         first, total, ranged, decode = _first_response(requester, session, url, max(0, retries))
-        if admit is not None:
-            try:
-                admit(total)
-            except BaseException:
-                first.close()
-                raise
-        body = _Body(requester, session, first, total, ranged and not decode, max(0, retries), progress)
+        try:
+            if admit is not None:
+                allowed = admit(total)
+                if allowed is not None:
+                    max_bytes = allowed
+            if total is not None and max_bytes is not None and total > max_bytes:
+                raise CacheBudgetError(
+                    f"{label} from {redact(url)} is {human_bytes(total)}, more than the {human_bytes(max_bytes)} "
+                    "left in the weights budget.", fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.",
+                    filename=label, needed_bytes=total, budget_bytes=max_bytes)
+        except BaseException:
+            first.close()
+            raise
+        body = _Body(requester, session, first, total, ranged and not decode, max(0, retries), progress, max_bytes)
         try:
             result = consume(io.BufferedReader(body, READ_BYTES))
         finally:
@@ -1047,8 +1099,10 @@ class _Body(io.RawIOBase):
     """A response body as a file; a broken connection is resumed where it stopped."""
 
     def __init__(self, requester: _Requester, session: requests.Session, response: requests.Response,
-                 size: int | None, ranged: bool, retries: int, progress: Callable[[Progress], None] | None) -> None:
+                 size: int | None, ranged: bool, retries: int, progress: Callable[[Progress], None] | None,
+                 max_bytes: int | None = None) -> None:
         super().__init__()
+        self.max_bytes = max_bytes
         self.requester = requester
         self.session = session
         self.response: requests.Response | None = response
@@ -1068,22 +1122,26 @@ class _Body(io.RawIOBase):
     def readinto(self, buffer) -> int:  # type: ignore[override]
         failures = 0
         while True:
+            self.requester.scope.check()
             try:
                 if self.response is None:
                     self.response = _with_retries(self.requester, self.retries, self._reopen)
                 data = b""
                 if self.size is None or self.pos < self.size:
-                    data = self.response.raw.read(len(buffer), decode_content=False)
+                    # read1: what one socket read gives (a slow server must not hold a deadline check
+                    # until a whole buffer has arrived)
+                    data = self.response.raw.read1(min(len(buffer), READ_BYTES), decode_content=False)
                 count = len(data)
                 buffer[:count] = data
             except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, _Retryable) as exc:
+                self.requester.scope.check()  # a cancel or the deadline ends the read: not a failure to retry
                 failures += 1
                 reason = exc.reason if isinstance(exc, _Retryable) else f"the connection broke ({type(exc).__name__})"
                 if failures > self.retries:
                     raise self.requester.failure(f"{reason} (after {failures} attempts)", fix=_BROKEN_FIX) from None
                 log.warning("%s: %s at byte %d; resuming", self.requester.name, reason, self.pos)
                 self._drop()
-                time.sleep(_backoff(failures))
+                self.requester.scope.sleep(_backoff(failures))
                 continue
             if count == 0 and self.size is not None and self.pos < self.size:
                 self._drop()  # closed early: resume
@@ -1093,6 +1151,12 @@ class _Body(io.RawIOBase):
                 continue
             self.pos += count
             self.received += count
+            if self.max_bytes is not None and self.pos > self.max_bytes:
+                raise CacheBudgetError(
+                    f"{self.requester.name} from {redact(self.requester.url)} grew past {human_bytes(self.max_bytes)}, "
+                    "the room left in the weights budget; the download was stopped and nothing was kept.",
+                    fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=self.requester.name,
+                    budget_bytes=self.max_bytes)
             self._report()
             return count
 

@@ -14,8 +14,9 @@ import re
 from pathlib import PurePath
 from typing import Any
 
+# Any query parameter whose name mentions a secret (token, hf_token, X-Amz-Security-Token, api_key, sig...).
 _SECRET_QUERY = re.compile(
-    r"(?i)([?&](?:token|access_token|api_key|apikey|key|signature|sig|x-amz-signature|x-amz-credential|auth|password)=)[^&#\s]+"
+    r"(?i)([?&][^=&#\s]*(?:token|key|secret|sig|auth|password|passwd|credential|session)[^=&#\s]*=)[^&#\s]+"
 )
 _USERINFO = re.compile(r"(?i)(https?://)[^/@\s:]+:[^/@\s]+@")
 

@@ -55,7 +55,7 @@ from .errors import (
     printable,
     redact,
 )
-from .urls import BodyDeadline, UrlPolicy, check_url, is_http_url, open_url
+from .urls import BodyDeadline, PinnedSession, Scope, UrlPolicy, check_url, is_http_url, new_session, open_url, refuse_encoding
 
 __all__ = [
     "FetchedUrl", "InputLimits", "InputRef", "PlacedInputs", "absolutize_input_paths",
@@ -180,10 +180,10 @@ def _check_is_media(head: bytes, content_type: str, what: str) -> None:
     if sniff_media(head) or _archive_extension(head):
         return
     if _is_text_type(content_type) or looks_like_text(head):
-        kind = content_type.split(";", 1)[0].strip() or "text"
+        kind = "".join(ch for ch in content_type.split(";", 1)[0].strip()[:60] if ch.isprintable()) or "text"
+        # Never quote the body: it may come from a service that should not have answered.
         raise InputFileError(
-            f"{what} is not media: the server sent {kind} (starting {head[:40]!r}), not an image, "
-            "video or audio file.",
+            f"{what} is not media: the server sent {kind}, not an image, video or audio file.",
             fix="Use a direct link to the file itself (it should download, not open a web page).",
         )
 
@@ -402,7 +402,7 @@ def _name_from_disposition(header: str) -> str:
 
 
 def _download(
-    session: requests.Session, url: str, directory: Path, policy: UrlPolicy, budget: _Budget,
+    session: PinnedSession, url: str, directory: Path, policy: UrlPolicy, budget: _Budget,
     *, prefix: str = "", stop: threading.Event | None = None,
 ) -> tuple[Path, int]:
     """GET ``url`` into ``directory`` under a name taken from the URL; returns (path, size).
@@ -411,17 +411,18 @@ def _download(
     sniffed when the URL has none) is decided only once the content passed
     the media check, then the file is renamed into place.
     """
-    response = open_url(session, url, policy)
+    response, target = open_url(session, url, policy)
     partial = directory / f".download-{uuid.uuid4().hex}.part"
     taken = 0
     try:
         with response:
             if response.status_code != 200:
                 raise DownloadError(
-                    f"URL {redact(url)!r} answered HTTP {response.status_code} {response.reason or ''}".rstrip() + ".",
+                    f"URL {target.shown!r} (host {target.host}) answered HTTP {response.status_code}.",
                     fix="Check that the URL is correct and public (open it in a browser), then try again.",
-                    url=redact(url), status=response.status_code,
+                    url=target.shown, status=response.status_code,
                 )
+            refuse_encoding(response, target, "URL")
             length = response.headers.get("content-length", "")
             if length.isdigit() and int(length) > budget.limit - budget.used:
                 raise _too_large(url, budget.limit)
@@ -442,11 +443,16 @@ def _download(
                                 _check_is_media(head, content_type, f"URL {redact(url)!r}")
                                 checked = True
                 except requests.RequestException as exc:
+                    if session.scope is not None:
+                        session.scope.check()
                     raise DownloadError(
-                        f"URL {redact(url)!r} stopped sending after {taken} bytes ({type(exc).__name__}).",
+                        f"URL {target.shown!r} (host {target.host}) stopped sending after {taken} bytes "
+                        f"({type(exc).__name__}).",
                         fix="Try again; if it keeps failing, the server is unreliable: host the file elsewhere.",
                         url=redact(url),
                     ) from None
+            if session.scope is not None:
+                session.scope.check()  # an abort shuts the socket down, which a body without length reads as its end
             if taken == 0:
                 raise InputFileError(f"URL {redact(url)!r} returned an empty body.", url=redact(url))
             if not checked:
@@ -510,7 +516,8 @@ def _decode_data_uri(value: str, limits: InputLimits) -> tuple[bytes, str, str]:
 
 
 def resolve_input_source(
-    value: str, tmp_dir: Path, policy: UrlPolicy, limits: InputLimits, *, session: requests.Session | None = None,
+    value: str, tmp_dir: Path, policy: UrlPolicy, limits: InputLimits, *, session: PinnedSession | None = None,
+    scope: Scope | None = None,
 ) -> Path:
     """Turn the CLI's ``--input-file`` (a path, an http(s) URL or a data: URI) into a local file.
 
@@ -535,7 +542,7 @@ def resolve_input_source(
     if is_http_url(text):
         tmp_dir.mkdir(parents=True, exist_ok=True)
         own_session = session is None
-        session = session or requests.Session()
+        session = session or new_session(scope)
         try:
             path, _ = _download(session, text, tmp_dir, policy, _Budget(limits.max_input_bytes))
             return path
@@ -747,7 +754,7 @@ def _with_prefix(error: WrapperError, where: str, **extra: Any) -> WrapperError:
 
 def fetch_workflow_urls(
     workflow: dict, input_dir: Path, policy: UrlPolicy, limits: InputLimits, *,
-    session: requests.Session | None = None,
+    session: PinnedSession | None = None, scope: Scope | None = None,
 ) -> tuple[dict, list[FetchedUrl]]:
     """Download media URLs named in the workflow into input/; return a rewritten copy.
 
@@ -796,10 +803,12 @@ def fetch_workflow_urls(
     input_dir.mkdir(parents=True, exist_ok=True)
     budget = _Budget(limits.max_input_bytes)
     stop = threading.Event()
+    if scope is not None:
+        scope.on_abort(stop.set)
 
     def fetch_one(url: str) -> tuple[Path, int]:
         own = session is None
-        http = session or requests.Session()
+        http = session or new_session(scope)
         try:
             return _download(http, url, input_dir, policy, budget, stop=stop,
                              prefix=hashlib.sha256(url.encode()).hexdigest()[:8] + "_")

@@ -57,7 +57,7 @@ from .provenance import shareable_workflow, write_provenance
 from .server import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
 from .ui_models import EmbeddedModel, embedded_models
-from .urls import UrlPolicy, fetch_text
+from .urls import Scope, UrlPolicy, fetch_text
 from .warm import WarmUp
 from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
@@ -132,6 +132,7 @@ class WorkflowRunner:
         self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s,
                                     total_timeout_s=settings.url_total_timeout_s)
         self.limits = InputLimits.from_settings(settings)
+        self._scope = Scope()  # the current prediction's deadline and cancel (run() makes a new one)
 
     def _load_folder_map(self) -> ModelFolderMap | None:
         try:
@@ -227,7 +228,7 @@ class WorkflowRunner:
         """input_file (a Cog download, URL or data: URI; a path only when local_allowed) into input/."""
         check_input_origin(input_file, local_allowed=local_allowed)
         source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
-                                      self.url_policy, self.limits)
+                                      self.url_policy, self.limits, scope=self._scope)
         return place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
 
     def plan_context(self, object_info: dict[str, Any], embedded: Sequence[EmbeddedModel] = ()) -> PlanContext:
@@ -250,6 +251,7 @@ class WorkflowRunner:
 
     def run(self, request: RunRequest) -> RunResult:
         timer = PhaseTimer()
+        self._scope = Scope()
         try:
             return self._run(request, timer)
         except BaseException:
@@ -272,9 +274,14 @@ class WorkflowRunner:
         with timer.phase("prepare"):
             check_format(request.output_format, request.output_quality)
             client = self._ensure_idle(self._ensure_ready())
+            # One deadline for the whole prediction (from here: a ComfyUI restart is the container's own
+            # recovery), downloads included; network work runs through scope.call, so a Cog cancel (an
+            # async exception) lands within a fraction of a second.
+            self._scope = Scope.within(self.settings.prediction_timeout_s)
             self._reset_dirs()
             object_info = client.object_info()
-            data = wf.parse_workflow(wf.load_workflow_text(request.workflow_json, lambda url: fetch_text(url, self.url_policy)))
+            data = wf.parse_workflow(self._scope.call(wf.load_workflow_text, request.workflow_json,
+                                                      lambda url: fetch_text(url, self.url_policy, scope=self._scope)))
             embedded = embedded_models(data) if wf.is_ui_format(data) else []
             data, converted = wf.convert_if_ui(data, object_info)
             if converted:
@@ -314,7 +321,8 @@ class WorkflowRunner:
         with timer.phase("inputs"):
             if request.input_file is not None:
                 try:
-                    placed = self._place_input(request.input_file, local_allowed=request.input_file_is_local)
+                    placed = self._scope.call(self._place_input, request.input_file,
+                                              local_allowed=request.input_file_is_local)
                 finally:
                     forget_cog_download(request.input_file)
                 log.info(placed.describe())
@@ -323,7 +331,8 @@ class WorkflowRunner:
                              randomise_seeds=request.randomise_seeds, converted_from_ui=converted)
             plan.raise_for_problems()
         with timer.phase("inputs"):
-            workflow, fetched = fetch_workflow_urls(workflow, s.input_dir, self.url_policy, self.limits)
+            workflow, fetched = self._scope.call(fetch_workflow_urls, workflow, s.input_dir, self.url_policy,
+                                                 self.limits, scope=self._scope)
             for item in fetched:
                 log.info("Fetched %r into input/%s (%d bytes).", item, item.local_name, item.size)
             # The plan already checked every input file; only fetched URLs add new references.
@@ -332,7 +341,8 @@ class WorkflowRunner:
         weight_refs = plan.weight_refs
         assert weight_refs is not None
         with timer.phase("weights"):
-            report = self.cache.ensure_all(weight_refs.specs, urls=[(u.url, u.folder) for u in weight_refs.urls])
+            report = self._scope.call(self.cache.ensure_all, weight_refs.specs,
+                                      urls=[(u.url, u.folder) for u in weight_refs.urls], scope=self._scope)
             workflow = apply_rewrites(workflow, [*weight_refs.rewrites,
                                                  *rewrites_for_urls(weight_refs.urls, report.url_names)])
         stats = {"weights_downloaded": report.downloaded, "weights_bytes_downloaded": report.bytes,
@@ -401,21 +411,26 @@ class WorkflowRunner:
         for spec in corrupt:
             log.warning("Cached weight %s/%s failed its checksum; fetching it again.", spec.folder, spec.name)
             self.cache.invalidate(spec.name, spec.folder)
-        self.cache.ensure_all(corrupt)
+        self._scope.call(self.cache.ensure_all, corrupt, scope=self._scope)
         return True
 
     def _wait(self, client: ComfyUIClient, prompt_id: str, workflow: wf.Workflow) -> RunOutcome:
         reporter = ProgressReporter(workflow)
+        left = self._time_left()
         try:
             outcome = client.wait(
                 prompt_id,
-                timeout_s=self.settings.prediction_timeout_s,
+                timeout_s=left,
                 stall_timeout_s=self.settings.stall_timeout_s,
                 on_event=reporter,
                 is_alive=self.server.is_alive,
             )
-        except PredictionTimeoutError:
+        except PredictionTimeoutError as error:
             self._abort(client)
+            limit = self.settings.prediction_timeout_s
+            if left != limit and f"within {left:g} s" in error.message:  # say the deadline the user set
+                raise type(error)(error.message.replace(f"within {left:g} s", f"within {limit:g} s"),
+                                  fix=error.fix, **error.fields) from None
             raise
         except ConnectionLost:
             raise self._crashed(reporter.current, workflow) from None
@@ -429,6 +444,15 @@ class WorkflowRunner:
         if outcome.status == "interrupted":
             raise PredictionInterruptedError("The run was interrupted before it finished.")
         return outcome
+
+    def _time_left(self) -> float:
+        """What the prediction's one deadline leaves for execution (downloads took the rest)."""
+        remaining = self._scope.remaining()
+        if remaining is None:
+            return self.settings.prediction_timeout_s
+        if remaining <= 0:
+            raise self._scope.error() if self._scope.expired() else PredictionTimeoutError("The deadline passed.")
+        return remaining
 
     def _abort(self, client: ComfyUIClient, settle_s: float = 10.0) -> None:
         """Stop the running prompt and empty the queue, so the next prediction starts clean.

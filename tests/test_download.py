@@ -24,6 +24,7 @@ from comfyui_wrapper.errors import (
     CacheBudgetError, ChecksumMismatchError, UnsafeInputError, WeightDownloadError, WrapperError,
 )
 from comfyui_wrapper.urls import UrlPolicy
+from tests.support.fake_dns import fake_dns
 from tests.support.static_server import serve_directory
 
 PRIVATE_OK = UrlPolicy(allow_private=True)
@@ -264,26 +265,19 @@ def test_default_policy_refuses_loopback(site: Path, out: Path) -> None:
 
 
 def test_redirect_to_a_private_address_is_refused(site: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """'localhost' passes as public to the policy (a fake resolver) but its redirect to 127.0.0.1 does not."""
-
-    def resolve(host: str, port: object, *args: object, **kwargs: object) -> list[tuple]:
-        if host == "localhost":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", port))]
-        return socket.getaddrinfo(host, port, *args, **kwargs)
-
-    fake = types.SimpleNamespace(getaddrinfo=resolve, gaierror=socket.gaierror, SOCK_STREAM=socket.SOCK_STREAM)
-    monkeypatch.setattr(urls, "socket", fake)
+    """'public.test' passes as public to the policy (a fake resolver) but its redirect to 127.0.0.2 does not."""
+    fake_dns(monkeypatch, {"public.test": ["127.0.0.1"]}, public={"127.0.0.1"})
     with serve_directory(site) as server:
         port = server.base_url.rsplit(":", 1)[1]
-        server.redirects["/hop"] = f"http://127.0.0.1:{port}/w.bin"
-        server.redirects["/fine"] = f"http://localhost:{port}/w.bin"
+        server.redirects["/hop"] = f"http://127.0.0.2:{port}/w.bin"
+        server.redirects["/fine"] = f"http://public.test:{port}/w.bin"
         public = UrlPolicy(allow_private=False)
         with pytest.raises(UnsafeInputError) as caught:
-            fetch(f"http://localhost:{port}/hop", out / "w.bin", policy=public)
-        assert "127.0.0.1" in str(caught.value) and server.requests["/w.bin"] == 0
+            fetch(f"http://public.test:{port}/hop", out / "w.bin", policy=public)
+        assert "127.0.0.2" in str(caught.value) and server.requests["/w.bin"] == 0
         assert list(out.iterdir()) == []
         # the same server through a "public" name and redirect is fine, so the refusal above was the hop
-        fetch(f"http://localhost:{port}/fine", out / "w.bin", policy=public, part_bytes=MB)
+        fetch(f"http://public.test:{port}/fine", out / "w.bin", policy=public, part_bytes=MB)
         assert server.requests["/w.bin"] >= 2
 
 

@@ -191,3 +191,31 @@ def test_cache_unknown_size_evicts_when_the_answer_states_it(tmp_path: Path) -> 
             pinned.ensure_all([old, new])  # old.pt is used by the same request: new.pt cannot fit
         assert server.requests["/new.pt.tar"] == before + 1  # refused on the first answer's headers
     assert not (tmp_path / "weights/loras/new.pt").exists()
+
+
+# --- with urls.Scope and the budget's max_bytes (after the secnet merge) ------------------------------
+
+
+def test_stream_stops_at_the_scope_deadline(tmp_path: Path) -> None:
+    import time
+
+    from comfyui_wrapper.errors import PredictionTimeoutError
+    from comfyui_wrapper.urls import Scope
+
+    root = tmp_path / "srv"
+    write_tar(root / "d.tar", {"d": None, "d/a.onnx": os.urandom(2 * MB)})
+    with serve_directory(root, rate_limit_bps=200_000) as server:
+        began = time.monotonic()
+        with pytest.raises(PredictionTimeoutError):
+            stream(server.base_url + "/d.tar", lambda body: extract_stream(body, tmp_path / "x", weight="d", url="u"),
+                   policy=PRIVATE_OK, scope=Scope.within(0.5))
+        assert time.monotonic() - began < 3
+
+
+def test_stream_of_unknown_size_stops_at_max_bytes(tmp_path: Path) -> None:
+    root = tmp_path / "srv"
+    write_tar(root / "d.tar", {"d": None, "d/a.onnx": os.urandom(300_000)})
+    with serve_directory(root) as server:
+        with pytest.raises(CacheBudgetError, match="more than the"):  # the size is stated: refused up front
+            stream(server.base_url + "/d.tar", lambda body: body.read(), policy=PRIVATE_OK, max_bytes=100_000)
+        assert server.requests["/d.tar"] == 1

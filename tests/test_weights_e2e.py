@@ -81,7 +81,7 @@ def test_a_lora_given_by_url_and_a_tar_weight(runner, cdn):
         with Image.open(path) as image:
             sizes.append(image.size)
     assert sizes == [(64, 64), (128, 128)]
-    assert re.fullmatch(r"[0-9a-f]{8}/my_style_lora\.safetensors", result.workflow["10"]["inputs"]["lora_name"])
+    assert re.fullmatch(r"[0-9a-f]{16}/my_style_lora\.safetensors", result.workflow["10"]["inputs"]["lora_name"])
     assert control.requests["/upscale_models/cw-test-compact-2x.safetensors.tar"] >= 1
 
 

@@ -315,6 +315,10 @@ HOSTILE_WORKFLOW_TEXTS: list[HostileCase] = [
 
 
 def all_tables() -> dict[str, list[HostileCase]]:
-    """Every unit-driven table of this module, by name (the lead merges hostile_urls.py's beside them)."""
+    """Every unit-driven table of hostile cases, by name: this module's and the URL table
+    (tests/support/hostile_urls.py, exercised by tests/test_urls.py)."""
+    from tests.support.hostile_urls import HOSTILE_URLS
+
+    urls = [HostileCase(attack, url, error, note="tests/test_urls.py") for attack, url, error in HOSTILE_URLS]
     return {"paths": HOSTILE_PATHS, "archives": HOSTILE_ARCHIVES, "input_files": HOSTILE_INPUT_FILES,
-            "workflow_texts": HOSTILE_WORKFLOW_TEXTS}
+            "workflow_texts": HOSTILE_WORKFLOW_TEXTS, "urls": urls}

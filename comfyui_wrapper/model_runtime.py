@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from . import workflow as wf
 from .cache import EnsureReport, WeightCache
 from .errors import UnknownWeightError, WorkflowError
+from .inputs import check_input_origin, forget_cog_download
 from .manifest import Manifest, WeightSpec
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings
@@ -114,18 +115,29 @@ class WorkflowModel:
         return result
 
     def run(self, values: Mapping[str, Any], *, output_format: str = "webp", output_quality: int = 95,
-            randomise_seeds: bool = False) -> RunResult:
-        """One prediction: files go into input/ as one tar (each named after its input), then the runner runs."""
+            randomise_seeds: bool = False, local_files: bool = False) -> RunResult:
+        """One prediction: files go into input/ as one tar (each named after its input), then the runner runs.
+
+        A file value must be what Cog downloaded for this request (never a path already on the
+        server, which ``cog.types.Path`` would make of any other string), unless the caller owns
+        its files (``local_files``: Python callers, tests). The tar is ours, so it goes in as local.
+        """
         if self.runner is None:
             raise RuntimeError("WorkflowModel.setup() must run before run()")
-        files = {name: Path(value) for name, value in values.items()
+        files = {name: value for name, value in values.items()
                  if self.exposed.get(name, Exposed("", "")).kind == PATH_KIND and value is not None}
-        with tempfile.TemporaryDirectory(prefix="cw-model-") as tmp:
-            archive, names = _pack_files(files, Path(tmp)) if files else (None, {})
-            workflow = self.workflow_with(values, names)
-            return self.runner.run(RunRequest(
-                workflow_json=json.dumps(workflow), input_file=archive, output_format=output_format,
-                output_quality=output_quality, randomise_seeds=randomise_seeds))
+        try:
+            for value in files.values():
+                check_input_origin(value, local_allowed=local_files)
+            with tempfile.TemporaryDirectory(prefix="cw-model-") as tmp:
+                archive, names = _pack_files({n: Path(v) for n, v in files.items()}, Path(tmp)) if files else (None, {})
+                workflow = self.workflow_with(values, names)
+                return self.runner.run(RunRequest(
+                    workflow_json=json.dumps(workflow), input_file=archive, output_format=output_format,
+                    output_quality=output_quality, randomise_seeds=randomise_seeds, input_file_is_local=True))
+        finally:
+            for value in files.values():
+                forget_cog_download(value)
 
     def stop(self) -> None:
         if self.runner is not None:

@@ -403,6 +403,10 @@ def test_loadimage_model_under_cog_uses_the_uploaded_image(tmp_path, capsys, ful
             "the output is the uploaded photo, inverted"
         missing = server.post({"output_format": "png"})
         assert missing.status_code == 422
+        # A path on the server is never read, whether it exists or not (cog.types.Path would make one of it).
+        for server_path in ("/etc/hostname", "/nonexistent/secret.png"):
+            refused = server.post({"photo": server_path, "output_format": "png"}).json()
+            assert refused["status"] == "failed" and "a path on the server is refused" in refused["error"]
 
 
 def test_weights_given_by_url_are_listed_and_fetched_once(tmp_path, capsys):

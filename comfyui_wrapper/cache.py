@@ -120,6 +120,10 @@ CREATE TABLE IF NOT EXISTS weights (
 """
 
 
+class _Abandoned(Exception):
+    """Another weight of the same request failed: this one stops quietly (nothing kept)."""
+
+
 @dataclass(frozen=True)
 class EnsureReport:
     """What ensure_all did, for logs and metrics."""
@@ -164,6 +168,7 @@ class _Item:
     estimate: int | None = None
     also: list[str] = field(default_factory=list)  # other spellings of the same URL (same key)
     protected: frozenset[str] = frozenset()  # keys this request uses: never evicted to make room for it
+    abandon: threading.Event | None = None  # set when another weight of the same request failed
     scope: Scope | None = None  # the caller's deadline and cancel
     max_bytes: int | None = None  # room left in the budget for this download
 
@@ -478,12 +483,20 @@ class WeightCache:
             for item in missing:
                 item.protected = protected
             evicted = self._make_room(missing, protected=set(protected))
-            futures = [(item, pool.submit(self._obtain, item)) for item in missing]
+            # No probe tells a bad URL before the downloads start, so the first failure stops the
+            # others (within a progress interval): a request that fails still fails fast, and
+            # fetches nothing it will not use.
+            failed = threading.Event()
+            for item in missing:
+                item.abandon = failed
+            futures = [(item, pool.submit(self._obtain_or_abandon, item)) for item in missing]
             errors: list[BaseException] = []
             downloaded, transferred, extra_hits = 0, 0, 0
             for item, future in futures:
                 try:
                     spec, got_bytes = future.result()
+                except _Abandoned:
+                    continue
                 except BaseException as exc:  # noqa: BLE001 - collected, the first is raised below
                     errors.append(exc)
                     continue
@@ -626,6 +639,7 @@ class WeightCache:
         Returns the download's new byte limit once room was made (None: unchanged).
         """
         def admit(size: int | None) -> int | None:
+            self._check_abandon(item)
             if size is None or size <= (item.estimate or 0):
                 return None
             item.estimate = size
@@ -693,20 +707,41 @@ class WeightCache:
 
     # --- fetching ---------------------------------------------------------------------------------
 
-    def _progress(self) -> Callable[[download.Progress], None]:
+    def _progress(self, item: _Item) -> Callable[[download.Progress], None]:
         """A line when a download starts and every few seconds (bytes, rate, ETA); the end is
-        logged by _download's "ready" line. On a terminal (the CLI), a tqdm bar instead."""
-        if sys.stderr.isatty():
-            return download.tqdm_progress()
+        logged by _download's "ready" line. On a terminal (the CLI), a tqdm bar instead.
+        Raising _Abandoned stops the download (another weight of the request failed)."""
+        bar = download.tqdm_progress() if sys.stderr.isatty() else None
         last = [-PROGRESS_EVERY_S]
 
         def report(p: download.Progress) -> None:
+            self._check_abandon(item)
+            if bar is not None:
+                bar(p)
+                return
             now = time.monotonic()
             if not p.finished and now - last[0] >= PROGRESS_EVERY_S:
                 last[0] = now
                 self.log(download.format_progress(p))
 
         return report
+
+    def _obtain_or_abandon(self, item: _Item) -> tuple[WeightSpec, int | None]:
+        """_obtain, unless another weight of the request failed; a failure here stops the others."""
+        self._check_abandon(item)
+        try:
+            return self._obtain(item)
+        except _Abandoned:
+            raise
+        except BaseException:
+            if item.abandon is not None:
+                item.abandon.set()
+            raise
+
+    @staticmethod
+    def _check_abandon(item: _Item) -> None:
+        if item.abandon is not None and item.abandon.is_set():
+            raise _Abandoned(item.spec.key)
 
     def _obtain(self, item: _Item) -> tuple[WeightSpec, int | None]:
         """Download one weight under its lock; (spec, bytes) or (spec, None) if another process did."""
@@ -768,7 +803,7 @@ class WeightCache:
         result = download.fetch(
             url, staging / filename, size=spec.size, sha256=spec.sha256, policy=self.policy,
             headers=self._headers(url), connections=self.settings.download_connections,
-            timeout_s=self.settings.download_timeout_s, progress=self._progress(), scope=item.scope,
+            timeout_s=self.settings.download_timeout_s, progress=self._progress(item), scope=item.scope,
             max_bytes=item.max_bytes, admit=self._admitter(item),
         )
         path = result.path
@@ -793,7 +828,7 @@ class WeightCache:
         spec = item.spec
         basename = PurePosixPath(spec.name).name
         common = dict(policy=self.policy, headers=self._headers(url), timeout_s=self.settings.download_timeout_s,
-                      progress=self._progress(), admit=self._admitter(item), scope=item.scope,
+                      progress=self._progress(item), admit=self._admitter(item), scope=item.scope,
                       max_bytes=item.max_bytes)
         try:
             result = download.fetch(url, staging / basename, size=spec.size, sha256=spec.sha256,

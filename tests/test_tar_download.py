@@ -219,3 +219,22 @@ def test_stream_of_unknown_size_stops_at_max_bytes(tmp_path: Path) -> None:
         with pytest.raises(CacheBudgetError, match="more than the"):  # the size is stated: refused up front
             stream(server.base_url + "/d.tar", lambda body: body.read(), policy=PRIVATE_OK, max_bytes=100_000)
         assert server.requests["/d.tar"] == 1
+
+
+def test_a_failing_weight_stops_the_others_without_a_probe(tmp_path: Path) -> None:
+    import time
+
+    from comfyui_wrapper.errors import WeightDownloadError
+
+    root = tmp_path / "srv"
+    write_tar(root / "big.pt.tar", {"big.pt": os.urandom(2 * MB)})
+    with serve_directory(root, rate_limit_bps=500_000) as server:  # ~4 s for big.pt alone
+        big = WeightSpec("big.pt", "checkpoints", f"{server.base_url}/big.pt.tar", "tar")
+        gone = WeightSpec("gone.pt", "loras", f"{server.base_url}/gone.pt.tar", "tar")
+        cache = make_cache(tmp_path, [big, gone])
+        began = time.monotonic()
+        with pytest.raises(WeightDownloadError, match="404"):
+            cache.ensure_all([big, gone])
+        assert time.monotonic() - began < 2.5  # the 404 stopped big.pt's download
+    assert not (tmp_path / "weights/checkpoints/big.pt").exists()
+    assert list((tmp_path / "weights/.cache/staging").iterdir()) == []

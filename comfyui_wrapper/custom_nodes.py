@@ -235,18 +235,40 @@ def report_failed_imports(log_text: str | Iterable[str]) -> list[ImportFailure]:
     return list(failures.values()) + prestartup + builtin
 
 
+def set_aside_packs(comfyui_dir: Path) -> dict[str, str]:
+    """{pack: reason} for the packs the installer moved out of custom_nodes/ (from its lock file).
+
+    scripts/install_custom_nodes.py sets a pack aside when its requirements have no
+    resolution with the others or it fails to import, so ComfyUI never loads it
+    half-installed; the lock says why.
+    """
+    try:
+        data = json.loads((comfyui_dir / LOCK_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    aside = data.get("set_aside") if isinstance(data, dict) else None
+    if not isinstance(aside, dict):
+        return {}
+    return {str(name): str(reason) for name, reason in aside.items()}
+
+
 def setup_report(
     failures: Sequence[ImportFailure],
     object_info: Mapping[str, Any],
     packs: Sequence[PackSpec],
     comfyui_dir: Path | None = None,
 ) -> list[str]:
-    """One line per problem worth a look after boot: failed imports, shipped packs that are absent."""
+    """One line per problem worth a look after boot: failed imports, set-aside and absent shipped packs."""
     lines = [f.describe() + ("; workflows using its nodes will be refused with this reason." if f.stage != "prestartup"
                              else " (the pack may still have loaded).") for f in failures]
     if comfyui_dir is not None:
+        aside = set_aside_packs(comfyui_dir)
+        shipped = {pack.name for pack in packs}
+        lines += [f"Custom node pack {name} was set aside when the packs were installed: {reason}; "
+                  "workflows using its nodes will be refused." for name, reason in sorted(aside.items())
+                  if name in shipped]
         loaded = nodes_by_pack(object_info, packs)
-        failed = {f.pack for f in failures}
+        failed = {f.pack for f in failures} | set(aside)
         absent = [pack.name for pack in packs if pack.name not in loaded and pack.name not in failed
                   and not (comfyui_dir / "custom_nodes" / pack.name).exists()]
         if absent:

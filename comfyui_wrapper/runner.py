@@ -24,7 +24,7 @@ from . import workflow as wf
 from .archives import InputLimits
 from .cache import URL_HASH_CHARS, WeightCache
 from .client import ComfyUIClient, ConnectionLost, RunOutcome
-from .custom_nodes import ImportFailure, load_packs, report_failed_imports, setup_report
+from .custom_nodes import ImportFailure, load_packs, report_failed_imports, set_aside_packs, setup_report
 from .errors import (
     ComfyUICrashedError,
     ExecutionError,
@@ -176,14 +176,31 @@ class WorkflowRunner:
         this check (one GET /queue, about a millisecond) covers whatever that
         missed, so one user's leftover work never delays or mixes with the next.
         """
+        if self._queue_settles(client, 1.0):
+            return client
         queue = client.queue()
         running, pending = len(queue.get("queue_running") or []), len(queue.get("queue_pending") or [])
-        if not running and not pending:
-            return client
         log.warning("ComfyUI still had %d running and %d queued prompt(s) from before this prediction; "
                     "stopping them.", running, pending)
         self._abort(client)
         return self._ensure_ready()
+
+    @staticmethod
+    def _queue_settles(client: ComfyUIClient, timeout_s: float) -> bool:
+        """Whether ComfyUI's queue is (or within ``timeout_s`` becomes) empty.
+
+        ComfyUI announces a prompt's end on the websocket before its worker thread
+        files the prompt into /history and takes it off the running list, so
+        right after a prediction the queue may still show it for a moment.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            queue = client.queue()
+            if not queue.get("queue_running") and not queue.get("queue_pending"):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
 
     def _log_platform(self) -> None:
         assert self.client is not None
@@ -201,6 +218,12 @@ class WorkflowRunner:
         for line in setup_report(self.failed_imports, self.client.object_info(), self.packs,
                                  comfyui_dir=self.settings.comfyui_dir):
             log.warning(line)
+        # Packs the installer set aside never load; a workflow using their nodes is refused with the reason.
+        self.failed_imports += [
+            ImportFailure(name, str(self.settings.comfyui_dir / "custom_nodes.set_aside" / name),
+                          f"it was set aside when the packs were installed ({reason})")
+            for name, reason in set_aside_packs(self.settings.comfyui_dir).items()
+        ]
 
     # --- a prediction -------------------------------------------------------------
 
@@ -266,6 +289,9 @@ class WorkflowRunner:
         read PromptServer's history, which holds each prompt, its inputs and outputs."""
         if self.client is not None and self.server.is_alive():
             try:
+                # The prompt is filed into the history only after its end was announced: wait for that,
+                # or the entry lands after the clear and stays for the next prediction to read.
+                self._queue_settles(self.client, 2.0)
                 self.client.clear_history()
             except ConnectionLost:
                 pass

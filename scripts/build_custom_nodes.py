@@ -61,7 +61,12 @@ UNSUPPORTED_NODES: dict[str, dict[str, str]] = {
 # production build reports conflicts by pack and package; record decisions here).
 SKIP_REQUIREMENTS: dict[str, str] = {}
 
-NOTES: dict[str, str] = {}
+NOTES: dict[str, str] = {
+    "ComfyUI_ColorMod": (
+        "CV2TonemapDurand is not registered: it needs OpenCV's non-free xphoto module, which no "
+        "PyPI OpenCV wheel has (measured with opencv-contrib-python-headless)."
+    ),
+}
 
 _SHORT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 _REPO = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")

@@ -5,8 +5,8 @@ Cog runs cog.yaml's `run:` steps before it copies the project in, and build
 secrets are left out of BuildKit's cache key (and absent in `cog predict`/`cog
 serve`). A local wheel listed in python_requirements is staged with a
 checksummed COPY instead, so this wheel carries everything the `run:` step
-reads: the install scripts, custom_nodes.json and the constraints (the ComfyUI
-pin lives in install_comfyui.py). Any change to them changes the wheel's bytes,
+reads: the install scripts, custom_nodes.json, the packs' overrides and measured
+results, and the constraints (the ComfyUI pin lives in install_comfyui.py). Any change to them changes the wheel's bytes,
 and Cog rebuilds from there.
 
 The wheel is byte-for-byte reproducible (fixed timestamps and order), committed,
@@ -35,8 +35,11 @@ MEMBERS = (
     ("scripts/build_node_catalogue.py", "build_node_catalogue.py"),
     ("scripts/manager_catalogue.py", "manager_catalogue.py"),
     ("scripts/build_model_folder_map.py", "build_model_folder_map.py"),
+    ("scripts/check_custom_nodes.py", "check_custom_nodes.py"),
     ("custom_nodes.json", "custom_nodes.json"),
+    ("custom_nodes_measured.json", "custom_nodes_measured.json"),
     ("requirements/constraints.txt", "constraints.txt"),
+    ("requirements/custom_nodes_overrides.txt", "custom_nodes_overrides.txt"),
 )
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -3,25 +3,38 @@
 
 For each pack: clone its repository into <ComfyUI dir>/custom_nodes/<name>
 (submodules too), resolve the pinned short commit to the full one, check it
-out and verify it; then install the pack's requirements.txt with pip under
-our constraints file, so a pack can never replace torch, torchvision or
-anything else ComfyUI pins. The result is recorded in
-<ComfyUI dir>/custom_nodes.lock.json: full commit and the resolved
-requirement versions of every pack, so a build is reproducible and a drift
-shows up as a diff.
+out and verify it. Then every pack's requirements file, plus the curated
+lines of requirements/custom_nodes_overrides.txt (additions, pins, drops, each
+with its reason), is installed in ONE pip run under our constraints file: no
+pack can downgrade another, the manifest's order does not matter, and torch
+and ComfyUI's pins never move. Finally ComfyUI loads every pack once (main.py
+--quick-test-for-ci); a pack whose requirements have no resolution with the
+others, or that fails to import, is set aside: moved to
+<ComfyUI dir>/custom_nodes.set_aside/, so ComfyUI never imports it
+half-installed, and reported with its reason (here and in the lock file, which
+the wrapper's setup reads).
+
+The lock file, <ComfyUI dir>/custom_nodes.lock.json, records the full commit
+of every pack, the versions the resolution chose (VCS requirements by commit),
+the requirement lines the overrides left out and the packs set aside.
 
 Rules this script keeps, because it runs unattended inside the Docker build:
 * standard library, git and pip only (it runs before the project is copied in);
 * it never asks anything (GIT_TERMINAL_PROMPT=0, pip --no-input, stdin closed);
-* idempotent: a second run finds every pack at its commit with its recorded
-  requirements present and does nothing (a few git calls per pack); a pack at
-  the wrong commit is fetched and moved; tracked files edited in place are reset;
+* idempotent: a second run finds every pack at its commit and the resolution's
+  inputs and results unchanged, runs no pip and boots nothing (a few git calls
+  per pack); a pack at the wrong commit is fetched and moved; tracked files
+  edited in place are reset;
 * a failure names the pack (and the package, for a requirement conflict); all
-  packs are attempted and every failure is listed before it exits non-zero.
+  packs are attempted and every failure is listed before it exits non-zero. A
+  requirement conflict exits non-zero even though the rest is installed: it must
+  be decided in the overrides file. A pack that fails to import is set aside
+  and reported, and the run succeeds (scripts/check_custom_nodes.py then fails
+  the build if that pack was measured as importing).
 
-Packs are cloned in parallel (--jobs); pip runs one pack at a time, in manifest
-order, into the environment of --python (default: this interpreter).
-A pack's install.py, if it has one, is not run; the lock file records that it exists.
+Packs are cloned in parallel (--jobs); pip installs into the environment of
+--python (default: this interpreter). A pack's install.py is never run: what it
+would install belongs in the overrides file.
 
 The lock file lives in the ComfyUI folder (never committed): only a production
 build, which can reach GitHub, produces a real one. Copy it out of a built
@@ -48,6 +61,7 @@ from typing import Any, Iterable
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCK_NAME = "custom_nodes.lock.json"
 STAGING_NAME = ".custom_nodes_staging"
+SET_ASIDE_NAME = "custom_nodes.set_aside"  # beside custom_nodes/, so ComfyUI never loads what is in it
 GIT_TIMEOUT_S = 900
 PIP_TIMEOUT_S = 3600
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
@@ -343,24 +357,281 @@ def pip_command(python: str) -> list[str]:
     return command
 
 
-def pip_install(pack: Pack, requirements: Path, constraints: Path, python: str) -> list[dict[str, Any]]:
-    """Install one requirements file under the constraints; pip's report entries of what it installed."""
+# --- the curated overrides ----------------------------------------------------------------
+
+DEFAULT_OVERRIDES = REPO_ROOT / "requirements" / "custom_nodes_overrides.txt"
+_VERBS = {"add": (1, None), "pin": (1, None), "last": (1, None), "drop": (1, 2), "file": (2, 2),
+          "skip": (1, 1), "set-aside": (1, 1)}
+
+
+@dataclass
+class Overrides:
+    """Our decisions about the packs' requirements, from the curated overrides file.
+
+    Every pack's requirements are resolved in one pip run; these lines are how we
+    settle what no single resolution can satisfy, each with its reason in the file.
+    """
+
+    add: list[str] = field(default_factory=list)  # requirement lines installed with the packs'
+    pin: list[str] = field(default_factory=list)  # constraints held for every pack
+    last: list[str] = field(default_factory=list)  # reinstalled after the run so their files win
+    drop: dict[str, dict[str, str]] = field(default_factory=dict)  # pack or "*" -> {name: reason}
+    files: dict[str, str] = field(default_factory=dict)  # pack -> requirements file used instead
+    skip: dict[str, str] = field(default_factory=dict)  # pack -> why its requirements are not installed
+    set_aside: dict[str, str] = field(default_factory=dict)  # pack -> why it is set aside untried
+    unknown: list[str] = field(default_factory=list)  # packs named that the manifest lacks (lines ignored)
+    text: str = ""
+
+
+def read_overrides(path: Path | None, pack_names: Iterable[str]) -> Overrides:
+    """Parse the overrides file; a line without a reason or naming an unknown pack stops the run."""
+    result = Overrides()
+    if path is None:
+        return result
+    if not path.is_file():
+        raise SystemExit(f"error: overrides file {path} not found; without it the packs' requirements do not resolve "
+                         "together (pass the file, or none only in tests)")
+    known = set(pack_names)
+    result.text = path.read_text(encoding="utf-8")
+    for number, raw in enumerate(result.text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        body, sep, reason = line.partition(" #")
+        words, reason = body.split(), reason.strip()
+        where = f"{path.name} line {number}"
+        if not sep or not reason:
+            raise SystemExit(f"error: {where}: every override needs its reason after ' # '")
+        verb, args = words[0], words[1:]
+        if verb not in _VERBS:
+            raise SystemExit(f"error: {where}: unknown verb {verb!r} (one of {', '.join(sorted(_VERBS))})")
+        low, high = _VERBS[verb]
+        if len(args) < low or (high is not None and len(args) > high):
+            raise SystemExit(f"error: {where}: {verb} takes {low}{'' if high == low else '+' if high is None else f'-{high}'}"
+                             " argument(s)")
+        if verb in ("add", "pin", "last"):
+            getattr(result, verb).append(" ".join(args))
+            continue
+        pack = args[0] if verb != "drop" or len(args) == 2 else "*"
+        if pack != "*" and pack not in known:
+            result.unknown.append(pack)  # a shorter manifest (--manifest) than the one the file was written for
+            continue
+        if verb == "drop":
+            result.drop.setdefault(pack, {})[normalize(args[-1])] = reason
+        elif verb == "file":
+            result.files[pack] = args[1]
+        elif verb == "skip":
+            result.skip[pack] = reason
+        else:
+            result.set_aside[pack] = reason
+    return result
+
+
+# --- one resolution for every pack ----------------------------------------------------------
+
+_EGG = re.compile(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
+_URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*\+)?[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def line_name(line: str) -> str | None:
+    """The distribution a requirement line asks for (a VCS URL: its #egg= or repository name)."""
+    if match := _EGG.search(line):
+        return normalize(match.group(1))
+    if _URL.match(line):
+        last = line.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1].split("@", 1)[0]
+        last = last[:-4] if last.endswith(".git") else last
+        return normalize(last) if _REQ_NAME.match(last) else None
+    match = _REQ_NAME.match(line)
+    return normalize(match.group(1)) if match else None
+
+
+@dataclass
+class Requirements:
+    """The packs' requirement lines after our overrides, each with the pack it came from."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (line, origin: pack name or "overrides")
+    per_pack: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The merged requirements file, sorted: the manifest's order never changes the resolution's key."""
+        origins: dict[str, set[str]] = {}
+        for line, origin in self.lines:
+            origins.setdefault(line, set()).add(origin)
+        return "".join(f"{line}  # {', '.join(sorted(o))}\n" for line, o in sorted(origins.items()))
+
+    def packs_naming(self, package: str | None, output: str = "") -> list[str]:
+        """The packs whose lines ask for ``package`` (or, when pip named none, whose URL its output shows)."""
+        if package:
+            return sorted({o for l, o in self.lines if o != "overrides" and line_name(l) == package})
+        return sorted({o for l, o in self.lines if o != "overrides" and "://" in l
+                       and l.split("@", 1)[0].removeprefix("git+") in output})
+
+
+def collect_requirements(packs: Iterable[Pack], custom_nodes: Path, overrides: Overrides) -> Requirements:
+    """Every pack's requirement lines plus the curated additions, with the dropped ones recorded."""
+    reqs = Requirements()
+    for pack in packs:
+        if not pack.install_requirements or pack.name in overrides.skip:
+            continue
+        rel = overrides.files.get(pack.name, "requirements.txt")
+        path = custom_nodes / pack.name / rel
+        if not path.is_file():
+            continue
+        raw = path.read_bytes()
+        info: dict[str, Any] = {"file": rel, "sha256": sha256_text(raw), "names": [], "dropped": {}}
+        drops = {**overrides.drop.get("*", {}), **overrides.drop.get(pack.name, {})}
+        for text_line in raw.decode("utf-8", "replace").splitlines():
+            line = text_line.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            name = line_name(line)
+            if line.startswith("-") or name is None:
+                info["dropped"][line] = "pip options and local paths in a pack's file are not followed"
+                continue
+            if name in drops:
+                info["dropped"][line] = drops[name]
+                continue
+            info["names"].append(name)
+            reqs.lines.append((line, pack.name))
+        reqs.per_pack[pack.name] = info
+    if reqs.per_pack:  # the curated lines complete the packs' requirements; alone they install nothing
+        reqs.lines += [(line, "overrides") for line in overrides.add]
+    return reqs
+
+
+@dataclass
+class Resolution:
+    key: str
+    resolved: dict[str, str] = field(default_factory=dict)
+    vcs: dict[str, dict[str, str]] = field(default_factory=dict)
+    replaced: dict[str, str] = field(default_factory=dict)
+    ran_pip: bool = False
+
+
+def resolve_all(reqs: Requirements, overrides: Overrides, constraints: Path, python: str, previous: dict[str, Any],
+                log) -> Resolution:
+    """One pip run for every pack's requirements together (or none, when the lock says it is all there)."""
+    text = reqs.text()
+    pins = "\n".join(overrides.pin) + "\n"
+    key = sha256_text("\0".join([text, constraints.read_text(encoding="utf-8"), pins, "\n".join(overrides.last)])
+                      .encode())
+    installed = installed_versions(python)
+    if previous.get("sha256") == key and all(installed.get(n) == v for n, v in previous.get("resolved", {}).items()):
+        return Resolution(key, dict(previous.get("resolved", {})), dict(previous.get("vcs", {})))
+    result = Resolution(key, ran_pip=True)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cw-pip-") as tmp:
-        report = Path(tmp) / "report.json"
+        req_file, pin_file, report = Path(tmp) / "requirements.txt", Path(tmp) / "pins.txt", Path(tmp) / "report.json"
+        req_file.write_text(text)
+        pin_file.write_text(pins)
         cmd = pip_command(python) + [
             "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off",
-            "--no-warn-script-location", "-r", str(requirements), "-c", str(constraints), "--report", str(report),
+            "--no-warn-script-location", "-r", str(req_file), "-c", str(constraints), "-c", str(pin_file),
+            "--report", str(report),
         ]
         try:
-            result = run(cmd, cwd=requirements.parent, timeout=PIP_TIMEOUT_S)
+            done = run(cmd, cwd=Path(tmp), timeout=PIP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise InstallError(pack.name, f"pip took over {PIP_TIMEOUT_S} s installing {requirements}") from None
-        if result.returncode != 0:
-            raise explain_pip_failure(pack.name, result.stdout + "\n" + result.stderr, constraints)
+            raise InstallError("requirements", f"pip took over {PIP_TIMEOUT_S} s") from None
+        if done.returncode != 0:
+            raise explain_pip_failure("requirements", done.stdout + "\n" + done.stderr, constraints)
         try:
-            return json.loads(report.read_text()).get("install", [])
+            items = json.loads(report.read_text()).get("install", [])
         except (OSError, ValueError):
-            return []
+            items = []
+    for item in items:
+        meta = item.get("metadata", {})
+        name, version = normalize(meta.get("name", "")), meta.get("version", "")
+        if not name:
+            continue
+        if installed.get(name) not in (None, version):
+            result.replaced[name] = f"{installed[name]} -> {version}"
+        installed[name] = result.resolved[name] = version
+        vcs = (item.get("download_info") or {}).get("vcs_info")
+        if vcs:
+            result.vcs[name] = {"url": item["download_info"].get("url", ""), "commit": vcs.get("commit_id", "")}
+    for line, _ in reqs.lines:
+        name = line_name(line)
+        if name in installed:
+            result.resolved.setdefault(name, installed[name])
+    for name, value in previous.get("vcs", {}).items():
+        if name in result.resolved and name not in result.vcs:
+            result.vcs[name] = value  # already installed from the same URL: keep the commit recorded then
+    log(f"pip      all packs' requirements: {len(items)} installed in {time.monotonic() - started:.1f} s")
+    if result.replaced:
+        log("note     changed packages already present: " + ", ".join(f"{k} {v}" for k, v in result.replaced.items()))
+    if overrides.last:
+        # The versions the resolution chose, reinstalled without dependencies: only their files change.
+        again = [f"{n}=={installed[normalize(n)]}" for n in overrides.last if normalize(n) in installed]
+        cmd = pip_command(python) + ["install", "--no-input", "--no-deps", "--force-reinstall", "--progress-bar", "off",
+                                     *again]
+        done = run(cmd, timeout=PIP_TIMEOUT_S)
+        if done.returncode != 0:
+            raise explain_pip_failure("overrides (last)", done.stdout + "\n" + done.stderr, constraints)
+        log(f"pip      reinstalled last: {', '.join(overrides.last)}")
+    result.resolved = dict(sorted(result.resolved.items()))
+    return result
+
+
+# --- import check ---------------------------------------------------------------------------
+
+_IMPORT_TIME = re.compile(r"^\s*(?P<s>\d+\.\d) seconds(?P<failed> \(IMPORT FAILED\))?: (?P<path>.+?)\s*$")
+_CANNOT = re.compile(r"Cannot import (?P<path>.+?) module for custom nodes: (?P<error>.*)$")
+
+
+def parse_import_log(text: str) -> dict[str, dict[str, Any]]:
+    """{folder: {"seconds", "imported", "reason"}} from ComfyUI's custom-node import summary.
+
+    The runtime's richer parser is comfyui_wrapper.custom_nodes.report_failed_imports;
+    this one is kept to the standard library because the image build runs it
+    before the project is copied in.
+    """
+    lines = text.splitlines()
+    reasons: dict[str, str] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for index, line in enumerate(lines):
+        if match := _CANNOT.search(line):
+            reason = match["error"].strip()
+            j = index - 1  # the traceback's last line has the exception type
+            while j >= 0 and not lines[j].strip():
+                j -= 1
+            if j >= 0 and not lines[j].startswith((" ", "\t")) and ":" in lines[j]:
+                reason = lines[j].strip()
+            reasons[match["path"].rstrip("/")] = reason or "(no message)"
+        elif match := _IMPORT_TIME.search(line):
+            path = match["path"].rstrip("/")
+            name = Path(path).name
+            out[name[:-3] if name.endswith(".py") else name] = {
+                "seconds": float(match["s"]), "imported": not match["failed"],
+                "reason": None if not match["failed"] else reasons.get(path, "see ComfyUI's log"),
+            }
+    return out
+
+
+def boot_check(comfyui_dir: Path, python: str, timeout: float = 900) -> tuple[dict[str, dict[str, Any]], str]:
+    """Load every pack in custom_nodes/ the way ComfyUI does at boot, then exit; per pack result and the log."""
+    cmd = [python, "main.py", "--cpu", "--quick-test-for-ci", "--disable-api-nodes", "--disable-auto-launch"]
+    try:
+        done = run(cmd, cwd=comfyui_dir, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise InstallError("import check", f"ComfyUI did not finish loading the packs in {timeout:.0f} s") from None
+    log_text = done.stdout + "\n" + done.stderr
+    if done.returncode != 0 and "Import times for custom nodes" not in log_text:
+        raise InstallError("import check", "ComfyUI failed to boot: " + log_text.strip()[-1500:],
+                           fix="Read ComfyUI's output above; a pack may break ComfyUI itself.")
+    return parse_import_log(log_text), log_text
+
+
+def compile_bytecode(custom_nodes: Path, python: str) -> bool:
+    """Precompile the packs' Python files, so no container pays for it at every start.
+
+    A fresh container boots from the image; without bytecode in the image every
+    start compiles every pack again (bench/custom_nodes_boot.py measures it).
+    Files that do not compile (a pack's Python 2 leftovers) are skipped: ComfyUI
+    never imports them either. True when compileall found nothing to complain about.
+    """
+    done = run([python, "-m", "compileall", "-q", "-j", "0", str(custom_nodes)], timeout=900)
+    return done.returncode == 0
 
 
 # --- the lock file ----------------------------------------------------------------------
@@ -385,13 +656,6 @@ def write_lock(path: Path, data: dict[str, Any]) -> bool:
     return True
 
 
-def requirements_are_current(entry: dict[str, Any], want: dict[str, Any], installed: dict[str, str]) -> bool:
-    """The lock says this exact requirements file was installed, and all it resolved is still there."""
-    if any(entry.get(k) != v for k, v in want.items()):
-        return False
-    return all(installed.get(name) == version for name, version in entry.get("resolved", {}).items())
-
-
 # --- the run --------------------------------------------------------------------------
 
 
@@ -399,12 +663,32 @@ def requirements_are_current(entry: dict[str, Any], want: dict[str, Any], instal
 class Summary:
     errors: list[InstallError] = field(default_factory=list)
     actions: dict[str, str] = field(default_factory=dict)
+    set_aside: dict[str, str] = field(default_factory=dict)  # pack -> reason
+    imports: dict[str, dict[str, Any]] = field(default_factory=dict)  # the import check's result per pack
+    ran_pip: bool = False
+
+
+def restore_set_aside(custom_nodes: Path, aside: Path, names: Iterable[str]) -> None:
+    """Put packs an earlier run set aside back, so this run checks them again like any other."""
+    for name in names:
+        if (aside / name).is_dir() and not (custom_nodes / name).exists():
+            os.replace(aside / name, custom_nodes / name)
+
+
+def set_aside(custom_nodes: Path, aside: Path, name: str) -> None:
+    """Move a pack out of custom_nodes/ so ComfyUI never imports it half-installed."""
+    if (custom_nodes / name).exists():
+        aside.mkdir(exist_ok=True)
+        shutil.rmtree(aside / name, ignore_errors=True)
+        os.replace(custom_nodes / name, aside / name)
 
 
 def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Iterable[str] = (),
-            python: str = sys.executable, jobs: int = 8, log=print) -> Summary:
+            python: str = sys.executable, jobs: int = 8, overrides_path: Path | None = DEFAULT_OVERRIDES,
+            import_check: bool = True, precompile: bool = True, log=print) -> Summary:
     """Install the manifest's packs (or ``only`` those); returns what happened and every error."""
     packs = read_manifest(manifest)
+    overrides = read_overrides(overrides_path, (p.name for p in packs))
     wanted = set(only)
     unknown = wanted - {p.name for p in packs}
     if unknown:
@@ -419,16 +703,20 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
         raise SystemExit(f"error: {comfyui_dir} does not exist; install ComfyUI first (scripts/install_comfyui.py)")
     custom_nodes.mkdir(exist_ok=True)
     staging = comfyui_dir / STAGING_NAME
+    aside_dir = comfyui_dir / SET_ASIDE_NAME
     lock_path = comfyui_dir / LOCK_NAME
     lock = read_lock(lock_path)
     constraints_sha = sha256_text(constraints.read_bytes()) if constraints.is_file() else None
     summary = Summary()
+    if overrides.unknown:
+        log(f"note     {DEFAULT_OVERRIDES.name} lines for packs not in {manifest.name} ignored: "
+            + ", ".join(sorted(set(overrides.unknown))))
+    restore_set_aside(custom_nodes, aside_dir, (p.name for p in packs))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         checkouts = list(pool.map(lambda p: checkout_pack(p, custom_nodes, staging), selected))
     shutil.rmtree(staging, ignore_errors=True)
 
-    installed: dict[str, str] | None = None
     entries: dict[str, Any] = {}
     for done in checkouts:
         pack = done.pack
@@ -438,74 +726,116 @@ def install(comfyui_dir: Path, manifest: Path, constraints: Path, *, only: Itera
             continue
         if done.action != "unchanged":
             log(f"{done.action:<8} {pack.name} at {done.commit[:12]} ({done.seconds:.1f} s)")
-        pack_dir = custom_nodes / pack.name
-        req_file = pack_dir / "requirements.txt"
-        entry: dict[str, Any] = {
+        entries[pack.name] = {
             "repo": pack.repo, "pinned": pack.commit, "commit": done.commit,
-            "install_requirements": pack.install_requirements,
-            "has_install_py": (pack_dir / "install.py").is_file(),
+            "install_requirements": pack.install_requirements and pack.name not in overrides.skip,
+            "has_install_py": (custom_nodes / pack.name / "install.py").is_file(),
         }
-        if pack.install_requirements and req_file.is_file():
-            req_bytes = req_file.read_bytes()
-            # Keyed on the file's content, not the commit: moving a pack whose requirements
-            # did not change does not run pip again.
-            want = {"install_requirements": True,
-                    "requirements_sha256": sha256_text(req_bytes), "constraints_sha256": constraints_sha}
-            previous = lock["packs"].get(pack.name, {})
-            if installed is None:
-                installed = installed_versions(python)
-            if requirements_are_current(previous, want, installed):
-                entry.update({k: previous[k] for k in ("requirements_sha256", "constraints_sha256", "resolved")})
-                if previous.get("replaced"):
-                    entry["replaced"] = previous["replaced"]
-            else:
-                started = time.monotonic()
-                try:
-                    report = pip_install(pack, req_file, constraints, python)
-                except InstallError as exc:
-                    summary.errors.append(exc)
-                    log(f"FAILED   {exc}")
-                    continue
-                added: dict[str, str] = {}
-                replaced: dict[str, str] = {}
-                for item in report:
-                    meta = item.get("metadata", {})
-                    name, version = normalize(meta.get("name", "")), meta.get("version", "")
-                    if not name:
-                        continue
-                    if installed.get(name) not in (None, version):
-                        replaced[name] = f"{installed[name]} -> {version}"
-                    installed[name] = added[name] = version
-                direct = {n: installed[n] for n in requirement_names(req_bytes.decode("utf-8", "replace"))
-                          if n in installed}
-                entry.update(want)
-                entry["resolved"] = dict(sorted({**direct, **added}.items()))
-                if replaced:
-                    entry["replaced"] = replaced
-                    log(f"WARNING  {pack.name} changed installed packages: "
-                        + ", ".join(f"{k} {v}" for k, v in replaced.items()))
-                log(f"pip      {pack.name}: {len(added)} installed in {time.monotonic() - started:.1f} s")
-        entries[pack.name] = entry
         summary.actions[pack.name] = done.action
-        if entry["has_install_py"]:
-            log(f"note     {pack.name} has an install.py, which this installer does not run")
+    kept = {p.name: lock["packs"][p.name] for p in packs
+            if p.name not in entries and p.name in lock["packs"] and (custom_nodes / p.name).is_dir()}
+    for name, reason in overrides.set_aside.items():
+        summary.set_aside[name] = f"set aside by {DEFAULT_OVERRIDES.name}: {reason}"
+
+    # One resolution over every pack present (not only the selected ones), so order never matters.
+    present = [p for p in packs if (p.name in entries or p.name in kept) and p.name not in summary.set_aside]
+    resolution: Resolution | None = None
+    for _attempt in range(len(present) + 1):
+        reqs = collect_requirements([p for p in present if p.name not in summary.set_aside], custom_nodes, overrides)
+        if not reqs.lines:
+            break
+        try:
+            resolution = resolve_all(reqs, overrides, constraints, python, lock.get("requirements", {}), log)
+            break
+        except InstallError as exc:
+            culprits = reqs.packs_naming(exc.package, str(exc))
+            exc.fix = (f"Decide it in {DEFAULT_OVERRIDES.name}: 'drop PACK {exc.package or 'NAME'}', 'pin ...' or "
+                       "'skip PACK', each with its reason.")
+            if not culprits:
+                # No pack to blame: every pack with requirements would load without them.
+                summary.errors.append(exc)
+                log(f"FAILED   {exc}")
+                for name in sorted({origin for _, origin in reqs.lines} - {"overrides"}):
+                    summary.set_aside[name] = f"its requirements were not installed (pip failed for all packs: {exc.args[0][:300]})"
+                break
+            for name in culprits:
+                error = InstallError(name, f"set aside: its requirement on {exc.package or 'a URL'} has no resolution "
+                                     f"with the other packs under our constraints ({exc.args[0][:600]})",
+                                     package=exc.package, fix=exc.fix)
+                summary.errors.append(error)
+                summary.set_aside[name] = (f"its requirement on {exc.package} has no resolution with the other packs"
+                                           if exc.package else f"its requirements cannot be installed: {exc.args[0][:300]}")
+                log(f"FAILED   {error}")
+    if resolution is not None:
+        summary.ran_pip = resolution.ran_pip
+        for name, entry in {**kept, **entries}.items():
+            info = reqs.per_pack.get(name)
+            for key in ("requirements_file", "requirements_sha256", "resolved", "dropped", "replaced"):
+                entry.pop(key, None)
+            if info is not None:
+                entry.update({"requirements_file": info["file"], "requirements_sha256": info["sha256"],
+                              "constraints_sha256": constraints_sha,
+                              "resolved": {n: resolution.resolved[n] for n in info["names"] if n in resolution.resolved}})
+                if info["dropped"]:
+                    entry["dropped"] = info["dropped"]
+
+    # Load the packs the way ComfyUI does; a pack that fails is set aside with the reason.
+    check_key = sha256_text(json.dumps([sorted((n, e["commit"]) for n, e in {**kept, **entries}.items()),
+                                        resolution.key if resolution else "", sorted(summary.set_aside)]).encode())
+    previous_check = lock.get("import_check", {})
+    if previous_check.get("key") == check_key:
+        for name, reason in previous_check.get("failed", {}).items():
+            summary.set_aside.setdefault(name, reason)
+    elif import_check and (comfyui_dir / "main.py").is_file():
+        for name in summary.set_aside:
+            set_aside(custom_nodes, aside_dir, name)
+        started = time.monotonic()
+        try:
+            summary.imports, _ = boot_check(comfyui_dir, python)
+        except InstallError as exc:
+            summary.errors.append(exc)
+            log(f"FAILED   {exc}")
+        else:
+            failed = {name: f"fails to import: {r['reason']}" for name, r in summary.imports.items()
+                      if not r["imported"] and name in {p.name for p in packs}}
+            summary.set_aside.update(failed)
+            previous_check = {"key": check_key, "failed": failed}
+            log(f"checked  {len(summary.imports)} packs load in ComfyUI ({time.monotonic() - started:.1f} s), "
+                f"{len(failed)} failed")
+    for name, reason in summary.set_aside.items():
+        set_aside(custom_nodes, aside_dir, name)
+        log(f"SET ASIDE {name}: {reason} (moved to {aside_dir / name})")
+        for entry in (entries.get(name), kept.get(name)):
+            if entry is not None:
+                entry["set_aside"] = reason
+    if precompile and any(a != "unchanged" for a in summary.actions.values()):
+        compile_bytecode(custom_nodes, python)
+    installed_py = [n for n, e in entries.items() if e["has_install_py"] and n not in summary.set_aside]
+    if installed_py:
+        log(f"note     install.py not run (its needs belong in {DEFAULT_OVERRIDES.name}): {', '.join(installed_py)}")
 
     manifest_names = {p.name for p in packs}
-    kept = {k: v for k, v in lock["packs"].items() if k in manifest_names and k not in {p.name for p in selected}}
     dropped = sorted(set(lock["packs"]) - manifest_names)
     if dropped:
         log(f"note     no longer in the manifest (folders left in place): {', '.join(dropped)}")
-    new_lock = {
+    new_lock: dict[str, Any] = {
         "generated_by": "scripts/install_custom_nodes.py",
         "manifest_sha256": sha256_text(manifest.read_bytes()),
         "constraints_sha256": constraints_sha,
+        "overrides_sha256": sha256_text(overrides.text.encode()),
         "python": python,
         "packs": dict(sorted({**kept, **entries}.items())),
+        "set_aside": dict(sorted(summary.set_aside.items())),
     }
+    if resolution is not None:
+        new_lock["requirements"] = {"sha256": resolution.key, "resolved": resolution.resolved,
+                                    "vcs": dict(sorted(resolution.vcs.items()))}
+    if previous_check.get("key") == check_key:
+        new_lock["import_check"] = previous_check
     write_lock(lock_path, new_lock)
     unchanged = sum(1 for a in summary.actions.values() if a == "unchanged")
-    log(f"{len(summary.actions)} packs ready ({unchanged} already up to date), {len(summary.errors)} failed; "
-        f"lock: {lock_path}")
+    log(f"{len(summary.actions)} packs ready ({unchanged} already up to date), {len(summary.set_aside)} set aside, "
+        f"{len(summary.errors)} failed; lock: {lock_path}")
     return summary
 
 
@@ -515,13 +845,24 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(os.environ.get("CW_COMFYUI_DIR") or REPO_ROOT / "ComfyUI"))
     parser.add_argument("--manifest", type=Path, default=REPO_ROOT / "custom_nodes.json")
     parser.add_argument("--constraints", type=Path, default=REPO_ROOT / "requirements" / "constraints.txt")
-    parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="install only these packs")
+    parser.add_argument("--overrides", type=Path, default=DEFAULT_OVERRIDES,
+                        help="curated additions, pins and drops for the packs' requirements")
+    parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="check out only these packs")
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter whose environment receives the requirements (default: this one)")
     parser.add_argument("--jobs", type=int, default=8, help="parallel git clones")
+    parser.add_argument("--no-compile", action="store_true", help="do not precompile the packs' bytecode")
+    parser.add_argument("--no-import-check", action="store_true",
+                        help="do not boot ComfyUI to find packs that fail to import")
     args = parser.parse_args(argv)
     summary = install(args.comfyui_dir.resolve(), args.manifest.resolve(), args.constraints.resolve(),
-                      only=args.only, python=args.python, jobs=args.jobs)
+                      only=args.only, python=args.python, jobs=args.jobs, overrides_path=args.overrides.resolve(),
+                      import_check=not args.no_import_check, precompile=not args.no_compile)
+    if summary.set_aside:
+        print(f"\n{len(summary.set_aside)} pack(s) set aside (not loaded by ComfyUI; their nodes are refused "
+              "with this reason):", file=sys.stderr)
+        for name, reason in sorted(summary.set_aside.items()):
+            print(f"- {name}: {reason}", file=sys.stderr)
     if summary.errors:
         print(f"\nerror: {len(summary.errors)} pack(s) could not be installed:", file=sys.stderr)
         for error in summary.errors:

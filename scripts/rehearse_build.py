@@ -363,7 +363,8 @@ PREDICTION_WORKFLOW = {
 }
 
 
-def rehearse(work: Path, *, fresh: bool = False, inject: str | None = None, project: Path = REPO_ROOT) -> dict[str, float]:
+def rehearse(work: Path, *, fresh: bool = False, inject: str | None = None, project: Path = REPO_ROOT,
+             prediction_input: dict[str, Any] | None = None) -> dict[str, float]:
     """Run every step; returns seconds per step. Raises RehearsalFailed at the first failure."""
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -454,12 +455,13 @@ def rehearse(work: Path, *, fresh: bool = False, inject: str | None = None, proj
     lap("copy")
 
     # 6. The real Cog server from the copy, one prediction with a weight from the local CDN.
-    predict_once(src, python, image_env, work, config)
+    predict_once(src, python, image_env, work, config, prediction_input)
     lap("predict")
     return timings
 
 
-def predict_once(src: Path, python: Path, image_env: dict[str, str], work: Path, config: dict[str, Any]) -> None:
+def predict_once(src: Path, python: Path, image_env: dict[str, str], work: Path, config: dict[str, Any],
+                 prediction_input: dict[str, Any] | None = None) -> None:
     import requests
 
     from tests.support.weights_cdn import local_cdn
@@ -489,8 +491,8 @@ def predict_once(src: Path, python: Path, image_env: dict[str, str], work: Path,
             raise RehearsalFailed(f"the Cog server did not become READY (status {status}):\n"
                                   f"{log_path.read_text(errors='replace')[-5000:]}")
         log("Cog server READY (setup() booted ComfyUI from CW_COMFYUI_DIR)")
-        body = {"input": {"workflow_json": json.dumps(PREDICTION_WORKFLOW), "output_format": "png",
-                          "randomise_seeds": False}}
+        body = {"input": prediction_input if prediction_input is not None else
+                {"workflow_json": json.dumps(PREDICTION_WORKFLOW), "output_format": "png", "randomise_seeds": False}}
         for _ in range(100):
             response = requests.post(f"{base}/predictions", json=body, timeout=600)
             if response.status_code != 409:
@@ -526,12 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--fresh", action="store_true", help="install python_requirements from scratch (GBs)")
     parser.add_argument("--inject", choices=sorted(DEFECTS), help="apply one known defect; the rehearsal must fail")
+    parser.add_argument("--project", type=Path, default=REPO_ROOT,
+                        help="the Cog project to rehearse (default: this one; e.g. a folder new-model wrote)")
+    parser.add_argument("--input", type=json.loads, metavar="JSON",
+                        help="the prediction's input object (default: the built-in workflow with a local-CDN weight)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="cw-rehearsal-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        timings = rehearse(work, fresh=args.fresh, inject=args.inject)
+        timings = rehearse(work, fresh=args.fresh, inject=args.inject, project=args.project.resolve(),
+                           prediction_input=args.input)
     except RehearsalFailed as failure:
         print(f"\nREHEARSAL FAILED: {failure}", file=sys.stderr)
         return 1

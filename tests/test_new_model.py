@@ -7,6 +7,7 @@ import base64
 import gzip
 import io
 import json
+import zipfile
 import os
 import subprocess
 import sys
@@ -222,6 +223,12 @@ def test_generated_project_from_the_example(tmp_path, capsys):
     check = subprocess.run([sys.executable, "scripts/write_openapi_schema.py", "--check"], cwd=out,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+    # The image build's wheel is the project's own: it carries the trimmed custom_nodes.json.
+    wheel = subprocess.run([sys.executable, "scripts/build_image_wheel.py", "--check", "--root", str(out)], cwd=out,
+                           capture_output=True, text=True)
+    assert wheel.returncode == 0, wheel.stderr
+    with zipfile.ZipFile(next((out / "requirements" / "wheels").glob("cw_build-*.whl"))) as packed:
+        assert json.loads(packed.read("cw_build/custom_nodes.json"))["packs"] == []
 
 
 def _size_of(name: str) -> dict:
@@ -451,3 +458,18 @@ def test_model_runtime_sets_values_and_file_names():
         model.workflow_with({"nope": 1})
     assert input_file_name("photo", Path("/tmp/tmpab12photo.JPG")) == "photo.jpg"
     assert input_file_name("photo", Path("/tmp/weird.p$g")) == "photo"
+
+
+@pytest.mark.e2e
+def test_the_build_rehearsal_passes_on_a_generated_model(tmp_path, capsys):
+    """The folder new-model writes builds as an image would: the build rehearsal (cog.yaml replayed in
+    Cog's order, externally managed interpreter, the real Cog server from the copy) runs one
+    prediction of the generated model, its weight fetched in setup() from the local CDN."""
+    status, out = generate(tmp_path, "example", *EXAMPLE_FLAGS)
+    assert status == 0, capsys.readouterr().err
+    rehearsal = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rehearse_build.py"), "--project", str(out), "--work", str(tmp_path / "r"),
+         "--input", json.dumps({"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 1, "output_format": "png"})],
+        capture_output=True, text=True, timeout=900)
+    assert rehearsal.returncode == 0, rehearsal.stdout[-3000:] + rehearsal.stderr[-3000:]
+    assert "prediction succeeded" in rehearsal.stdout + rehearsal.stderr

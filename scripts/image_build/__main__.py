@@ -1,4 +1,4 @@
-"""The image build's one `run:` step: ComfyUI, the packs, the node catalogue, the model folder map.
+"""The image build's one `run:` step: ComfyUI, the packs and their health check, the node catalogue, the model folder map.
 
 Installed from the local wheel that requirements/cog.txt lists (scripts/build_image_wheel.py
 packs it), because Cog's `run:` steps run before the project is copied in. Every install
@@ -34,7 +34,12 @@ def steps(comfyui_dir: Path, cache: Path) -> list[tuple[str, list[str]]]:
         ("ComfyUI", [py, str(HERE / "install_comfyui.py"), "--target", str(comfyui_dir), "--cache-dir", str(cache)]),
         ("custom node packs", [py, str(HERE / "install_custom_nodes.py"), "--comfyui-dir", str(comfyui_dir),
                                "--manifest", str(HERE / "custom_nodes.json"),
-                               "--constraints", str(HERE / "constraints.txt")]),
+                               "--constraints", str(HERE / "constraints.txt"),
+                               "--overrides", str(HERE / "custom_nodes_overrides.txt")]),
+        # Every pack measured as importing (custom_nodes_measured.json) must import here too.
+        ("pack health check", [py, str(HERE / "check_custom_nodes.py"), "--comfyui-dir", str(comfyui_dir),
+                               "--manifest", str(HERE / "custom_nodes.json"),
+                               "--measured", str(HERE / "custom_nodes_measured.json")]),
         ("node catalogue", [py, str(HERE / "build_node_catalogue.py"), "--comfyui-dir", str(comfyui_dir),
                             "--cache-dir", str(cache)]),
         ("model folder map", [py, str(HERE / "build_model_folder_map.py"), "--comfyui-dir", str(comfyui_dir),

@@ -58,6 +58,7 @@ from .server import ComfyUIServer, nvidia_driver_version
 from .settings import Settings
 from .ui_models import EmbeddedModel, embedded_models
 from .urls import Scope, UrlPolicy, fetch_text
+from .warm import WarmUp
 from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
 
 log = logging.getLogger("comfyui_wrapper")
@@ -145,9 +146,11 @@ class WorkflowRunner:
     def start(self) -> None:
         self._reset_dirs()
         govern_cog_downloads(lambda: (self.url_policy, self.limits))  # Cog's URL file inputs: our policy
+        warming = WarmUp.begin(self.cache, self.settings.warm_weights)  # CW_WARM_WEIGHTS, while ComfyUI boots
         self.server.start()
         self.client = ComfyUIClient(self.server.base_url)
         self._log_platform()
+        warming.wait()
 
     def stop(self) -> None:
         if self.client is not None:

@@ -244,6 +244,7 @@ class UnknownWeightError(WrapperError, LookupError):
     )
 
     filename: str | None = None
+    name: str | None = None  # the CW_WARM_WEIGHTS entry that names no weight
     weights: list[str] | None = None
 
 

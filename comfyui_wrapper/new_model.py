@@ -51,7 +51,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE_DIR.parent
 STANDARD_INPUTS = ("output_format", "output_quality", "randomise_seeds")
 # What a generated model needs from the checkout, copied as it is at generation time.
-COPIED = ("comfyui_wrapper", "scripts", "requirements", "cog.yaml", "weights_manifest.json", ".dockerignore")
+COPIED = ("comfyui_wrapper", "scripts", "requirements", "cog.yaml", "weights_manifest.json", ".dockerignore", ".gitignore",
+          "custom_nodes_measured.json")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 _INPUT_FLAG = re.compile(r"^(?P<name>[^=]*)=(?P<node>[^.]+)\.(?P<input>[^:]+)(?::(?P<description>.*))?$", re.S)
 _MAX_DESCRIPTION = 300
@@ -576,6 +577,24 @@ def write_schema(project: Path) -> None:
             sys.modules["predict"] = saved_predict
 
 
+def build_image_wheel(project: Path) -> None:
+    """Rebuild ``project``'s image-build wheel (requirements/wheels/cw_build-*.whl) from its own files.
+
+    The wheel carries custom_nodes.json into cog.yaml's ``run:`` step; the copy from the
+    checkout would install every pack, not the trimmed list. The copied
+    scripts/build_image_wheel.py packs it, the same way the checkout's is packed.
+    """
+    script = project / "scripts" / "build_image_wheel.py"
+    spec = importlib.util.spec_from_file_location("_cw_new_model_wheel_builder", script)
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    with contextlib.redirect_stdout(io.StringIO()):
+        if builder.main(["--root", str(project)]) != 0:
+            raise ModelInputError("Packing the new model's image-build wheel failed.",
+                                  fix="Run python scripts/build_image_wheel.py in the new folder to see why.")
+
+
 def generate(
     workflow: wf.Workflow, out: Path, flags: Sequence[InputFlag] | None, *, object_info: Mapping[str, Any],
     plan_for: Callable[[wf.Workflow], Plan], packs: Sequence[PackSpec], catalogue: NodeCatalogue | None,
@@ -622,6 +641,7 @@ def generate(
             with (staging / ".dockerignore").open("a") as handle:
                 handle.write("# bake_weights.py fills this; the image carries it\n!.cache/\n.cache/*\n!.cache/weights/\n")
         write_schema(staging)
+        build_image_wheel(staging)  # the image build's wheel carries the trimmed custom_nodes.json
         if out.exists():
             out.rmdir()
         os.replace(staging, out)

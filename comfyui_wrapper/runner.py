@@ -70,6 +70,7 @@ from .weights.declared import EmbeddedModel, embedded_models
 from .weights.folders import ModelFolderMap, default_map_path
 from .weights.manifest import Manifest, WeightSpec
 from .weights.refs import apply_rewrites, core_folder_for, rewrites_for_urls
+from .weights.warm import WarmUp
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +188,11 @@ class WorkflowRunner:
         self._write_weights_yaml()
         self._reset_dirs()
         govern_cog_downloads(lambda: (self.url_policy, self.limits))  # Cog's URL file inputs: our policy
+        warming = WarmUp.begin(self.cache, self.settings.warm_weights)  # CW_WARM_WEIGHTS, while ComfyUI boots
         self.server.start()
         self.client = ComfyUIClient(self.server.base_url)
         self._log_platform()
+        warming.wait()
 
     def stop(self) -> None:
         if self.client is not None:

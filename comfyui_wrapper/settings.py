@@ -107,6 +107,7 @@ class Settings:
     download_connections: int = 8  # CW_DOWNLOAD_CONNECTIONS (ranged parts per file)
     download_parallel_files: int = 4  # CW_DOWNLOAD_PARALLEL_FILES
     download_timeout_s: float = 30.0  # CW_DOWNLOAD_TIMEOUT (per request, connect and read)
+    warm_weights: tuple[str, ...] = ()  # CW_WARM_WEIGHTS (manifest names or folder=URL, comma separated)
     hf_token: str = field(default="", repr=False)  # HF_TOKEN
     civitai_token: str = field(default="", repr=False)  # CIVITAI_API_TOKEN
 
@@ -164,6 +165,7 @@ class Settings:
             download_connections=_int(env, "CW_DOWNLOAD_CONNECTIONS", 8),
             download_parallel_files=_int(env, "CW_DOWNLOAD_PARALLEL_FILES", 4),
             download_timeout_s=_float(env, "CW_DOWNLOAD_TIMEOUT", 30.0),
+            warm_weights=tuple(item.strip() for item in env.get("CW_WARM_WEIGHTS", "").split(",") if item.strip()),
             hf_token=env.get("HF_TOKEN", "").strip(),
             civitai_token=env.get("CIVITAI_API_TOKEN", "").strip(),
             allow_private_urls=_bool(env, "CW_ALLOW_PRIVATE_URLS", False),

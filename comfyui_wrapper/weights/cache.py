@@ -53,10 +53,17 @@ Why it works this way:
   deadline or cancel (nothing kept, locks released); a weight of unknown size
   counts against the budget as it streams and is stopped at the room left.
 
+- Tar weights (every CDN entry) never land as archives: a tar holding one
+  file is fetched as the byte range of that file (found from the first
+  answer's first bytes, see tar_weights), other tars are extracted as they
+  stream in. A weight of unknown size is not probed: the first answer of its
+  download states the size and ``_admitter`` makes room (or refuses) before the
+  body is read.
+
 Known gaps: two processes planning at the same moment may together exceed the
 budget by what they download concurrently (each plan holds the budget lock, but
-in-flight downloads are not reserved). A tar entry needs its archive and the
-extracted copy on disk at once, so the free-disk check asks for twice its size.
+in-flight downloads are not reserved); so may a request whose weights of
+unknown size turn out larger than estimated, each admitted on its own.
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
 from ..errors import (
@@ -94,6 +101,7 @@ from ..settings import Settings
 from ..sizes import human_bytes
 from ..urls import Scope, UrlPolicy, parse_target, token_header
 from . import download
+from . import tar as tar_weights
 from .manifest import Manifest, WeightSpec
 
 _logger = logging.getLogger(__name__)
@@ -116,6 +124,10 @@ CREATE TABLE IF NOT EXISTS weights (
     last_used REAL NOT NULL
 );
 """
+
+
+class _Abandoned(Exception):
+    """Another weight of the same request failed: this one stops quietly (nothing kept)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,8 @@ class _Item:
     url_dir: str | None = None  # for URL weights: "<folder>/<hash16>", the name is decided later
     estimate: int | None = None
     also: list[str] = field(default_factory=list)  # other spellings of the same URL (same key)
+    protected: frozenset[str] = frozenset()  # keys this request uses: never evicted to make room for it
+    abandon: threading.Event | None = None  # set when another weight of the same request failed
     scope: Scope | None = None  # the caller's deadline and cancel
     max_bytes: int | None = None  # room left in the budget for this download
 
@@ -473,15 +487,25 @@ class WeightCache:
         evicted: list[str] = []
         workers = max(1, self.settings.download_parallel_files)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weights") as pool:
-            self._estimate(missing, pool)
-            evicted = self._make_room(missing, protected={item.spec.key for item in items} | {
-                item.url_dir for item in items if item.url_dir})
-            futures = [(item, pool.submit(self._obtain, item)) for item in missing]
+            self._estimate(missing)
+            protected = frozenset({item.spec.key for item in items} | {item.url_dir for item in items if item.url_dir})
+            for item in missing:
+                item.protected = protected
+            evicted = self._make_room(missing, protected=set(protected))
+            # No probe tells a bad URL before the downloads start, so the first failure stops the
+            # others (within a progress interval): a request that fails still fails fast, and
+            # fetches nothing it will not use.
+            failed = threading.Event()
+            for item in missing:
+                item.abandon = failed
+            futures = [(item, pool.submit(self._obtain_or_abandon, item)) for item in missing]
             errors: list[BaseException] = []
             downloaded, transferred, extra_hits = 0, 0, 0
             for item, future in futures:
                 try:
                     spec, got_bytes = future.result()
+                except _Abandoned:
+                    continue
                 except BaseException as exc:  # noqa: BLE001 - collected, the first is raised below
                     errors.append(exc)
                     continue
@@ -608,41 +632,37 @@ class WeightCache:
             return {}  # the fetch refuses it anyway
         return token_header(target, hf_token=self.settings.hf_token, civitai_token=self.settings.civitai_token)
 
-    def _estimate(self, missing: list[_Item], pool: ThreadPoolExecutor) -> None:
-        """Bytes each missing weight will take: the manifest's size, else the server's answer."""
-        def probe(item: _Item) -> None:
-            if item.spec.size is not None:
-                item.estimate = item.spec.size
-                return
-            failures: list[BaseException] = []
-            for url, _archive in item.spec.sources():
-                try:
-                    result = download.probe(url, policy=self.policy, headers=self._headers(url),
-                                            timeout_s=self.settings.download_timeout_s, scope=item.scope)
-                except (WeightDownloadError, UnsafeInputError) as exc:
-                    failures.append(exc)
-                    continue
-                item.estimate = result.size if result.size is not None else item.spec.approx_size
-                if item.url_dir is not None:
-                    name = result.filename_hint or _url_filename(url) or _url_filename(result.url)
-                    item.spec = self._url_spec(item, name or "download")
-                return
-            raise self._all_failed(item.spec, failures)
+    @staticmethod
+    def _estimate(missing: list[_Item]) -> None:
+        """Bytes each missing weight will take, as far as known without asking the server.
 
-        errors = []
-        for future in [pool.submit(probe, item) for item in missing]:
-            try:
-                future.result()
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        The manifest's size, else its approximate size, else nothing: a weight of
+        unknown size is measured by the first answer of its own download, which
+        ``_admitter`` checks against the budget before any body byte is read (no
+        separate probe round trip).
+        """
+        for item in missing:
+            item.estimate = item.spec.size if item.spec.size is not None else item.spec.approx_size
+
+    def _admitter(self, item: _Item) -> Callable[[int | None], int | None]:
+        """download.fetch's ``admit``: make room for the size the server states, or refuse.
+
+        Returns the download's new byte limit once room was made (None: unchanged).
+        """
+        def admit(size: int | None) -> int | None:
+            self._check_abandon(item)
+            if size is None or size <= (item.estimate or 0):
+                return None
+            item.estimate = size
+            self._make_room([item], set(item.protected))
+            return item.max_bytes
+
+        return admit
 
     def _make_room(self, missing: list[_Item], protected: set[str]) -> list[str]:
         """Evict least recently used weights until the missing ones fit; or fail before downloading."""
         need = sum(item.estimate or 0 for item in missing)
-        # A tar needs its archive and the extracted copy at once.
-        need_disk = need + sum(item.estimate or 0 for item in missing if item.spec.archive == "tar")
+        need_disk = need  # a tar weight is extracted as it arrives: never the archive and its copy at once
         budget = self.settings.weights_budget_bytes
         evicted: list[str] = []
         with self._lock("budget"):
@@ -698,20 +718,41 @@ class WeightCache:
 
     # --- fetching ---------------------------------------------------------------------------------
 
-    def _progress(self) -> Callable[[download.Progress], None]:
+    def _progress(self, item: _Item) -> Callable[[download.Progress], None]:
         """A line when a download starts and every few seconds (bytes, rate, ETA); the end is
-        logged by _download's "ready" line. On a terminal (the CLI), a tqdm bar instead."""
-        if sys.stderr.isatty():
-            return download.tqdm_progress()
+        logged by _download's "ready" line. On a terminal (the CLI), a tqdm bar instead.
+        Raising _Abandoned stops the download (another weight of the request failed)."""
+        bar = download.tqdm_progress() if sys.stderr.isatty() else None
         last = [-PROGRESS_EVERY_S]
 
         def report(p: download.Progress) -> None:
+            self._check_abandon(item)
+            if bar is not None:
+                bar(p)
+                return
             now = time.monotonic()
             if not p.finished and now - last[0] >= PROGRESS_EVERY_S:
                 last[0] = now
                 self.log(download.format_progress(p))
 
         return report
+
+    def _obtain_or_abandon(self, item: _Item) -> tuple[WeightSpec, int | None]:
+        """_obtain, unless another weight of the request failed; a failure here stops the others."""
+        self._check_abandon(item)
+        try:
+            return self._obtain(item)
+        except _Abandoned:
+            raise
+        except BaseException:
+            if item.abandon is not None:
+                item.abandon.set()
+            raise
+
+    @staticmethod
+    def _check_abandon(item: _Item) -> None:
+        if item.abandon is not None and item.abandon.is_set():
+            raise _Abandoned(item.spec.key)
 
     def _obtain(self, item: _Item) -> tuple[WeightSpec, int | None]:
         """Download one weight under its lock; (spec, bytes) or (spec, None) if another process did."""
@@ -737,8 +778,7 @@ class WeightCache:
             try:
                 with self._staging_dir() as staging:
                     if archive == "tar":
-                        entry, transferred = self._fetch_tar(spec, url, staging, item)
-                        size, sha256, is_dir = _measure(entry)
+                        entry, transferred, size, sha256, is_dir = self._fetch_tar(item, url, staging)
                     else:
                         entry, transferred, size, sha256 = self._fetch_file(item, url, staging)
                         is_dir = False
@@ -774,8 +814,8 @@ class WeightCache:
         result = download.fetch(
             url, staging / filename, size=spec.size, sha256=spec.sha256, policy=self.policy,
             headers=self._headers(url), connections=self.settings.download_connections,
-            timeout_s=self.settings.download_timeout_s, progress=self._progress(), scope=item.scope,
-            max_bytes=item.max_bytes,
+            timeout_s=self.settings.download_timeout_s, progress=self._progress(item), scope=item.scope,
+            max_bytes=item.max_bytes, admit=self._admitter(item),
         )
         path = result.path
         if item.url_dir is not None:
@@ -787,46 +827,43 @@ class WeightCache:
                 path = path.rename(path.with_name(wanted))
         return path, result.bytes_transferred, result.size, result.sha256
 
-    def _fetch_tar(self, spec: WeightSpec, url: str, staging: Path, item: _Item) -> tuple[Path, int]:
+    def _fetch_tar(self, item: _Item, url: str, staging: Path) -> tuple[Path, int, int, str, bool]:
+        """(path in staging, bytes transferred, size, sha256, is_dir) of the weight inside a tar at ``url``.
+
+        A tar holding just the file: its byte range, found from the first
+        answer's first bytes, is fetched like a plain file (parallel ranges,
+        resumed, hashed as it lands) straight into the weight's own file.
+        Anything else (a directory, several members, a compressed tar) is
+        extracted member by member as one stream arrives. Either way the
+        archive itself never reaches the disk.
+        """
+        spec = item.spec
         basename = PurePosixPath(spec.name).name
-        result = download.fetch(
-            url, staging / f"{basename}.tar", policy=self.policy, headers=self._headers(url),
-            connections=self.settings.download_connections, timeout_s=self.settings.download_timeout_s,
-            progress=self._progress(), scope=item.scope, max_bytes=item.max_bytes,
-        )
-        out = staging / "x"
-        out.mkdir()
+        common: dict[str, Any] = dict(policy=self.policy, headers=self._headers(url), timeout_s=self.settings.download_timeout_s,
+                      progress=self._progress(item), admit=self._admitter(item), scope=item.scope,
+                      max_bytes=item.max_bytes)
         try:
-            with tarfile.open(result.path) as archive:
-                members = archive.getmembers()
-                total = sum(m.size for m in members if m.isfile())
-                free = shutil.disk_usage(staging).free
-                if total > free:
-                    raise CacheBudgetError(
-                        f"Not enough disk space to extract {spec.key} from {redact(url)}: "
-                        f"{human_bytes(total)} needed, {human_bytes(free)} free.", filename=spec.name, url=redact(url))
-                archive.extractall(out, filter="data")
-        except tarfile.FilterError as exc:
-            raise UnsafeInputError(
-                f"The archive for {spec.key} from {redact(url)} has an unsafe entry ({exc}); nothing was kept.",
-                fix="Report the weight's URL; archives must not hold absolute paths, '..' or links outside.",
-                filename=spec.name, url=redact(url)) from None
-        except tarfile.ReadError as exc:
+            result = download.fetch(url, staging / basename, size=spec.size, sha256=spec.sha256,
+                                    connections=self.settings.download_connections,
+                                    window=tar_weights.member_window(spec.name), **common)
+            return result.path, result.bytes_transferred, result.size, result.sha256, False
+        except download.NoWindow:
+            pass
+        out = staging / "x"
+        self.log(f"{spec.key}: the archive is not a single file; extracting it as it arrives.")
+        common.update(max_bytes=item.max_bytes)  # the room the first answer's admission made, if it made some
+        _, transferred = download.stream(
+            url, lambda body: tar_weights.extract_stream(body, out, weight=spec.key, url=url),
+            name=f"{basename}.tar", **common)
+        entry = tar_weights.find_extracted(out, spec.name)
+        if entry is None:
             raise WeightDownloadError(
-                f"The file downloaded for {spec.key} from {redact(url)} is not a readable tar archive ({exc}).",
-                fix="Check the manifest entry's URL and archive kind.", filename=spec.name, url=redact(url),
-            ) from None
-        finally:
-            result.path.unlink(missing_ok=True)  # the archive is not needed once extracted
-        for candidate in (out / spec.name, out / basename):
-            if candidate.exists():
-                return candidate, result.bytes_transferred
-        listing = sorted(p.name for p in out.iterdir())[:10]
-        raise WeightDownloadError(
-            f"The archive for {spec.key} from {redact(url)} does not contain {spec.name!r}; "
-            f"it holds {listing or 'nothing'}.",
-            fix="Correct the manifest entry's name or URL.", filename=spec.name, url=redact(url),
-        )
+                f"The archive for {spec.key} from {redact(url)} does not contain {spec.name!r}; "
+                f"it holds {tar_weights.listing(out) or 'nothing'}.",
+                fix="Correct the manifest entry's name or URL.", filename=spec.name, url=redact(url),
+            )
+        size, sha256, is_dir = _measure(entry)
+        return entry, transferred, size, sha256, is_dir
 
     def _check(self, spec: WeightSpec, url: str, size: int, sha256: str) -> None:
         """The manifest's size and sha256, when it gives them, for the weight itself."""

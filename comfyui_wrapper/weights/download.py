@@ -17,6 +17,14 @@ Why it is built this way:
 - The first request is ``Range: bytes=0-``. Its answer tells the size, whether
   ranges work, the final URL after redirects and the Content-Disposition name,
   and its body becomes part 0: no round trip is spent on a separate probe.
+  ``admit`` sees that size before any body byte is read, so a caller with a
+  budget refuses there (the cache does: it never probes a weight's size).
+- A ``window`` keeps only a byte range of the body (a tar member: see
+  tar_weights): its first bytes, read from the first response, say where the
+  range lies; the range is then fetched like a whole file (parallel parts,
+  resume, hash, rename), so a tar weight needs no archive on disk. ``stream``
+  hands one body to a reader front to back instead (a tar extracted as it
+  arrives), resuming a broken connection where it stopped.
 - A dropped connection costs only what is missing: the part is re-requested from
   the byte where it stopped (a server without ranges is re-read from the start,
   the bytes already on disk skipped). Failures that made no progress are retried
@@ -51,6 +59,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import itertools
 import logging
 import math
@@ -64,7 +73,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import IO, Callable, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -83,6 +92,7 @@ from ..sizes import human_bytes
 from ..urls import MAX_REDIRECTS, PinnedSession, Scope, Target, UrlPolicy, new_session, next_hop
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MiB = 1024 * 1024
 MIN_PART_BYTES = 8 * MiB  # smallest ranged part; files under two of these use one stream
@@ -133,6 +143,18 @@ class ProbeResult:
     size: int | None  # Content-Range total or Content-Length; None if the server does not say
     accepts_ranges: bool
     filename_hint: str | None  # from Content-Disposition
+
+
+@dataclass(frozen=True)
+class Window:
+    """The bytes of a response body that make the file: ``length`` bytes from ``offset`` (a tar member)."""
+
+    offset: int
+    length: int
+
+
+class NoWindow(Exception):
+    """Raised by a ``window`` callback: this body has no single byte range to keep (fetch gives up quietly)."""
 
 
 @dataclass(frozen=True)
@@ -491,8 +513,16 @@ class _Download:
 
     def __init__(
         self, requester: _Requester, fd: int, parts: _Parts, final_url: str, *,
-        ranged: bool, decode: bool, retries: int, dest: Path, max_bytes: int | None = None,
+        ranged: bool, decode: bool, retries: int, dest: Path,
+        window: Window | None = None, body_size: int | None = None, preload: bytes = b"",
+        max_bytes: int | None = None,
     ) -> None:
+        # With a window, file byte ``i`` is body byte ``window.offset + i``; ``body_size`` is the whole
+        # body's (a tar's) size, which range answers must keep stating; ``preload`` is what the first
+        # response already gave from ``window.offset`` on (read to find the window).
+        self.base = window.offset if window is not None else 0
+        self.body_size = body_size if window is not None else parts.size
+        self.preload = preload
         self.max_bytes = max_bytes
         self.requester = requester
         self.fd = fd
@@ -570,14 +600,15 @@ class _Download:
         if not self.ranged:
             response = requester.get(session, self.final_url, None)
             length = response.headers.get("Content-Length", "")
-            if self.parts.size is not None and length.isdigit() and int(length) != self.parts.size:
+            if self.body_size is not None and length.isdigit() and int(length) != self.body_size:
                 response.close()
                 raise requester.failure("the file changed on the server during the download")
-            return response, pos  # the bytes before pos are on disk already: skip them
-        response = requester.get(session, self.final_url, pos, None if end is None else end - 1)
+            return response, self.base + pos  # the bytes before pos are on disk already: skip them
+        first, last = self.base + pos, None if end is None else self.base + end - 1
+        response = requester.get(session, self.final_url, first, last)
         match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
         total = match and match.group(3)
-        if response.status_code != 206 or not match or int(match.group(1)) != pos or total != str(self.parts.size):
+        if response.status_code != 206 or not match or int(match.group(1)) != first or total != str(self.body_size):
             response.close()
             raise _Retryable(
                 f"the server answered a range request with HTTP {response.status_code} "
@@ -589,6 +620,10 @@ class _Download:
     def _part(self, session: requests.Session, fd: int, part: int, start: int, end: int | None,
               response: requests.Response | None) -> None:
         pos, skip, failures = start, 0, 0
+        if self.preload and response is not None:  # part 0: the bytes read to find the window come first
+            pos = self._write_preload(fd, part, start, end)
+            if end is not None and pos >= end:
+                response.close()
         while end is None or pos < end:
             began_at = pos
             try:
@@ -621,6 +656,13 @@ class _Download:
                     response.close()
                     response = None
         self.parts.finish(part, pos)
+
+    def _write_preload(self, fd: int, part: int, start: int, end: int | None) -> int:
+        data = self.preload[: None if end is None else end - start]
+        self.preload = b""
+        self._write(fd, data, start)
+        self.parts.advance(part, start + len(data), len(data), len(data))
+        return start + len(data)
 
     def _copy(self, response: requests.Response, fd: int, part: int, pos: int, end: int | None, skip: int) -> None:
         """Copy the body (after ``skip`` bytes) to the file from ``pos`` until ``end`` or its end.
@@ -770,6 +812,8 @@ def fetch(
     progress: Callable[[Progress], None] | None = None,
     scope: Scope | None = None,
     max_bytes: int | None = None,
+    admit: Callable[[int | None], int | None] | None = None,
+    window: Callable[[Callable[[int], bytes], int | None], Window] | None = None,
 ) -> FetchResult:
     """Download ``url`` to ``dest``, verified, or raise a WrapperError and leave nothing.
 
@@ -780,6 +824,18 @@ def fetch(
     and once at the end; an exception it raises aborts the download cleanly.
     ``scope`` (deadline, cancel) stops it at once, and ``max_bytes`` as soon as
     more bytes than that arrived (CacheBudgetError); either way nothing is kept.
+
+    ``admit(size)`` is called with the size the first answer states (None if
+    it states none) before any body byte is read: it may raise to refuse the
+    download (a budget), so no separate probe is needed, or return a new
+    ``max_bytes`` (the room it made), None to keep it. ``window(read, size)``
+    keeps only part of the body: it calls ``read(n)`` for up to the body's
+    first ``n`` bytes (taken from the first response, which then goes on at
+    that point), and returns the ``Window`` that becomes the file (a tar
+    member: see tar_weights); the window is then fetched like a whole file,
+    in parallel ranges, resumed and verified, and ``size``/``sha256`` are
+    those of the window. It raises NoWindow when the body has none; fetch then
+    raises NoWindow too, having read at most what the callback asked for.
     """
     dest = Path(dest)
     began = time.monotonic()
@@ -794,7 +850,7 @@ def fetch(
     try:
         try:
             outcome = _run(requester, url, dest, fd, size, expected_sha, max(1, connections),
-                           max(64 * 1024, part_bytes), max(0, retries), progress, began, max_bytes)
+                           max(64 * 1024, part_bytes), max(0, retries), progress, began, max_bytes, admit, window)
         finally:
             os.close(fd)
         try:
@@ -834,10 +890,45 @@ def _first_response(
     return response, size, False, decode
 
 
+def _find_window(
+    requester: _Requester, first: requests.Response, total: int | None,
+    window: Callable[[Callable[[int], bytes], int | None], Window], decode: bool,
+) -> tuple[Window, bytes]:
+    """Ask ``window`` for the byte range to keep, feeding it the first response's first bytes.
+
+    Returns the window and the bytes already read from its offset on (the
+    first part writes them; the response goes on after them).
+    """
+    head = bytearray()
+
+    def read(count: int) -> bytes:
+        while len(head) < count:
+            try:
+                data = first.raw.read(min(READ_BYTES, count - len(head)), decode_content=False)
+            except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+                raise requester.failure(f"the connection broke in the first bytes ({type(exc).__name__})",
+                                        fix=_BROKEN_FIX) from None
+            if not data:
+                break
+            head.extend(data)
+        return bytes(head[:count])
+
+    span = window(read, total)
+    if span.offset < 0 or span.length < 0 or (total is not None and span.offset + span.length > total):
+        raise requester.failure(f"bytes {span.offset}+{span.length} lie outside the {total}-byte file")
+    if span.offset > len(head):
+        read(span.offset)
+        if span.offset > len(head):
+            raise requester.failure("the file ended before the bytes to keep")
+    return span, bytes(head[span.offset:span.offset + span.length])
+
+
 def _run(
     requester: _Requester, url: str, dest: Path, fd: int, size: int | None, expected_sha: str | None,
     connections: int, part_bytes: int, retries: int, progress: Callable[[Progress], None] | None, began: float,
     max_bytes: int | None = None,
+    admit: Callable[[int | None], int | None] | None = None,
+    window: Callable[[Callable[[int], bytes], int | None], Window] | None = None,
 ) -> tuple[int, str, int, str | None]:
     """Download into ``fd`` and verify; returns (size, sha256, bytes read, filename hint)."""
     name = dest.name
@@ -849,6 +940,16 @@ def _run(
         first, total, ranged, decode = _first_response(requester, session, url, retries)
         hint = filename_from_disposition(first.headers.get("Content-Disposition"))
         log.info("%s: downloading from host %s.", name, urlsplit(first.url).hostname)
+        if admit is not None:
+            allowed = admit(total)  # may refuse, or make room, before any body byte is read
+            if allowed is not None:
+                max_bytes = allowed
+        span: Window | None = None
+        preload = b""
+        body_size = total
+        if window is not None:
+            span, preload = _find_window(requester, first, total, window, decode)
+            total = span.length
         if size is not None and total is not None and total != size:
             raise ChecksumMismatchError(
                 f"{name}: the server at {redact(url)} offers {total} bytes, but {size} were expected.",
@@ -867,7 +968,7 @@ def _run(
         parallel = ranged and total is not None and connections > 1 and total >= 2 * min_part
         parts = _Parts(total, connections, part_bytes, min_part, single=not parallel)
         job = _Download(requester, fd, parts, first.url, ranged=ranged, decode=decode, retries=retries, dest=dest,
-                        max_bytes=max_bytes)
+                        window=span, body_size=body_size, preload=preload, max_bytes=max_bytes)
         requester.scope.on_abort(lambda: job.fail(_Cancelled()) if job is not None else None)
         hasher = _Hasher(fd, parts, job.cancelled, job.workers_done)
         hasher.start()
@@ -927,6 +1028,158 @@ def _run(
             first.close()
         if session is not None:
             session.close()
+
+
+def stream(
+    url: str,
+    consume: Callable[[IO[bytes]], T],
+    *,
+    policy: UrlPolicy = UrlPolicy(),
+    headers: dict[str, str] | None = None,
+    retries: int = 5,
+    timeout_s: float = 30.0,
+    progress: Callable[[Progress], None] | None = None,
+    admit: Callable[[int | None], int | None] | None = None,
+    name: str | None = None,
+    scope: Scope | None = None,
+    max_bytes: int | None = None,
+) -> tuple[T, int]:
+    """Hand the body of ``url`` to ``consume`` as a file read front to back; (its result, bytes read).
+
+    For what must be processed as it arrives, such as a tar extracted member by
+    member: nothing is written here. One GET; a connection that breaks is
+    resumed at the byte where it stopped (a range request, or the body read
+    again and the bytes already consumed skipped), so ``consume`` sees one
+    unbroken stream. ``admit``, ``scope`` and ``max_bytes`` work as in fetch().
+    Requests, redirects and tokens follow fetch()'s rules.
+    """
+    label = name or _name_of(url)
+    requester = _Requester(label, url, policy, _caller_headers(headers), timeout_s, scope)
+    with requester.session() as session:
+        first, total, ranged, decode = _first_response(requester, session, url, max(0, retries))
+        try:
+            if admit is not None:
+                allowed = admit(total)
+                if allowed is not None:
+                    max_bytes = allowed
+            if total is not None and max_bytes is not None and total > max_bytes:
+                raise CacheBudgetError(
+                    f"{label} from {redact(url)} is {human_bytes(total)}, more than the {human_bytes(max_bytes)} "
+                    "left in the weights budget.", fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.",
+                    filename=label, needed_bytes=total, budget_bytes=max_bytes)
+        except BaseException:
+            first.close()
+            raise
+        body = _Body(requester, session, first, total, ranged and not decode, max(0, retries), progress, max_bytes)
+        try:
+            result = consume(io.BufferedReader(body, READ_BYTES))
+        finally:
+            body.close()
+        return result, body.received
+
+
+class _Body(io.RawIOBase):
+    """A response body as a file; a broken connection is resumed where it stopped."""
+
+    def __init__(self, requester: _Requester, session: requests.Session, response: requests.Response,
+                 size: int | None, ranged: bool, retries: int, progress: Callable[[Progress], None] | None,
+                 max_bytes: int | None = None) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+        self.requester = requester
+        self.session = session
+        self.response: requests.Response | None = response
+        self.final_url = response.url
+        self.size = size
+        self.ranged = ranged
+        self.retries = retries
+        self.pos = 0
+        self.received = 0
+        self.progress = progress
+        self.rate = _Rate()
+        self.last_report = -math.inf
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        failures = 0
+        while True:
+            self.requester.scope.check()
+            try:
+                if self.response is None:
+                    self.response = _with_retries(self.requester, self.retries, self._reopen)
+                data = b""
+                if self.size is None or self.pos < self.size:
+                    # read1: what one socket read gives (a slow server must not hold a deadline check
+                    # until a whole buffer has arrived)
+                    data = self.response.raw.read1(min(len(buffer), READ_BYTES), decode_content=False)
+                count = len(data)
+                buffer[:count] = data
+            except (urllib3.exceptions.HTTPError, requests.RequestException, OSError, _Retryable) as exc:
+                self.requester.scope.check()  # a cancel or the deadline ends the read: not a failure to retry
+                failures += 1
+                reason = exc.reason if isinstance(exc, _Retryable) else f"the connection broke ({type(exc).__name__})"
+                if failures > self.retries:
+                    raise self.requester.failure(f"{reason} (after {failures} attempts)", fix=_BROKEN_FIX) from None
+                log.warning("%s: %s at byte %d; resuming", self.requester.name, reason, self.pos)
+                self._drop()
+                self.requester.scope.sleep(_backoff(failures))
+                continue
+            if count == 0 and self.size is not None and self.pos < self.size:
+                self._drop()  # closed early: resume
+                failures += 1
+                if failures > self.retries:
+                    raise self.requester.failure(f"the body ended at byte {self.pos} of {self.size}", fix=_BROKEN_FIX)
+                continue
+            self.pos += count
+            self.received += count
+            if self.max_bytes is not None and self.pos > self.max_bytes:
+                raise CacheBudgetError(
+                    f"{self.requester.name} from {redact(self.requester.url)} grew past {human_bytes(self.max_bytes)}, "
+                    "the room left in the weights budget; the download was stopped and nothing was kept.",
+                    fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=self.requester.name,
+                    budget_bytes=self.max_bytes)
+            self._report()
+            return count
+
+    def _reopen(self) -> requests.Response:
+        """A response whose body continues at ``pos``."""
+        if self.ranged:
+            response = self.requester.get(self.session, self.final_url, self.pos)
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if response.status_code == 206 and match and int(match.group(1)) == self.pos \
+                    and match.group(3) == str(self.size):
+                return response
+            response.close()
+            raise _Retryable(f"the server answered a range request with HTTP {response.status_code}")
+        response = self.requester.get(self.session, self.final_url, None)
+        skip = self.pos
+        while skip:
+            data = response.raw.read(min(READ_BYTES, skip), decode_content=False)
+            if not data:
+                response.close()
+                raise _Retryable("the body ended before the point to resume from")
+            skip -= len(data)
+            self.received += len(data)
+        return response
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        if self.progress is not None and now - self.last_report >= PROGRESS_EVERY_S:
+            self.last_report = now
+            speed = self.rate(self.pos)
+            eta = (self.size - self.pos) / speed if self.size is not None and speed > 0 else None
+            self.progress(Progress(self.requester.name, self.pos, self.size, speed, eta))
+
+    def _drop(self) -> None:
+        if self.response is not None:
+            self.response.close()
+            self.response = None
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
 
 
 class _Reporter:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,12 @@ def test_generated_project_from_the_example(tmp_path, capsys):
     check = subprocess.run([sys.executable, "scripts/write_openapi_schema.py", "--check"], cwd=out,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+    # The image build's wheel is the project's own: it carries the trimmed custom_nodes.json.
+    wheel = subprocess.run([sys.executable, "scripts/build_image_wheel.py", "--check", "--root", str(out)], cwd=out,
+                           capture_output=True, text=True)
+    assert wheel.returncode == 0, wheel.stderr
+    with zipfile.ZipFile(next((out / "requirements" / "wheels").glob("cw_build-*.whl"))) as packed:
+        assert json.loads(packed.read("cw_build/custom_nodes.json"))["packs"] == []
 
 
 def _size_of(name: str) -> dict:

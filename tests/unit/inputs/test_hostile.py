@@ -7,6 +7,7 @@ our folders exists.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -197,10 +198,13 @@ def test_log_arguments_are_escaped_by_the_handler_filter() -> None:
 
 def test_configure_logging_installs_the_filter() -> None:
     from comfyui_wrapper.errors import PrintableArgs
-    from comfyui_wrapper.server.progress import configure_logging, log
+    from comfyui_wrapper.server.progress import configure_logging
 
     configure_logging()
-    assert any(isinstance(f, PrintableArgs) for handler in log.handlers for f in handler.filters)
+    # On the package logger's handler: every module logs below it (logging.getLogger(__name__)).
+    package = logging.getLogger("comfyui_wrapper")
+    assert any(isinstance(f, PrintableArgs) for handler in package.handlers for f in handler.filters)
+    assert logging.getLogger("comfyui_wrapper.runner").parent is package
 
 
 def test_placed_inputs_describe_escapes_entry_names() -> None:

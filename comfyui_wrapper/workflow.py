@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UIFormatError, WorkflowError
+from .object_info import input_spec, spec_options
 
 Workflow = dict[str, dict[str, Any]]
 
@@ -358,12 +359,10 @@ def literal_seeds(workflow: Workflow) -> list[tuple[str, str]]:
 
 
 def seed_range(object_info: dict[str, Any], class_type: str, input_name: str) -> tuple[int, int]:
-    definition = (object_info.get(class_type) or {}).get("input") or {}
-    for section in ("required", "optional"):
-        spec = (definition.get(section) or {}).get(input_name)
-        if isinstance(spec, list) and len(spec) > 1 and isinstance(spec[1], dict):
-            options = spec[1]
-            low = int(options.get("min", 0))
-            high = int(options.get("max", _MAX_SEED))
-            return max(low, 0), max(min(high, _MAX_SEED), max(low, 0))
+    spec = input_spec(object_info, class_type, input_name)
+    if spec is not None and len(spec) > 1 and isinstance(spec[1], dict):
+        options = spec_options(spec)
+        low = int(options.get("min", 0))
+        high = int(options.get("max", _MAX_SEED))
+        return max(low, 0), max(min(high, _MAX_SEED), max(low, 0))
     return 0, 2**32 - 1  # unknown node: a range every seed input accepts

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnsafeInputError, WorkflowError, printable
+from ..object_info import is_multiline_text, node_inputs
 
 __all__ = ["MAX_VALUE_DEPTH", "PathRoots", "check_workflow_paths", "path_problem", "split_annotation"]
 
@@ -145,17 +146,6 @@ def _on_disk_problem(full: Path, root: Path) -> str | None:
     return None
 
 
-def _multiline_inputs(object_info: dict[str, Any], class_type: str) -> set[str]:
-    spec = object_info.get(class_type, {}).get("input", {}) if isinstance(object_info, dict) else {}
-    names: set[str] = set()
-    for section in ("required", "optional"):
-        for name, entry in ((spec or {}).get(section) or {}).items():
-            if (isinstance(entry, (list, tuple)) and len(entry) > 1 and entry[0] == "STRING"
-                    and isinstance(entry[1], dict) and entry[1].get("multiline")):
-                names.add(name)
-    return names
-
-
 def _strings(value: Any, node_id: str, name: str) -> Iterator[str]:
     """Every string inside an input value (dicts and lists walked without recursion)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
@@ -186,7 +176,7 @@ def check_workflow_paths(workflow: dict[str, Any], roots: PathRoots, object_info
         if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
             continue
         class_type = str(node.get("class_type", ""))
-        free_text = _multiline_inputs(object_info or {}, class_type)
+        free_text = {name for name, spec in node_inputs(object_info, class_type).items() if is_multiline_text(spec)}
         for name, value in node["inputs"].items():
             if name in free_text:
                 continue

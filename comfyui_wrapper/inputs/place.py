@@ -64,6 +64,7 @@ from ..filetypes import (
     sniff_archive,
     sniff_media,
 )
+from ..object_info import input_options
 from ..urls import (
     BodyDeadline,
     PinnedSession,
@@ -771,17 +772,6 @@ class InputRef:
         return _Use(self.node_id, self.class_type, self.title, self.input_name, self.relative_to).where()
 
 
-def _input_options(object_info: dict[str, Any], class_type: str) -> dict[str, dict[str, Any]]:
-    """input name -> its options dict[str, Any], from object_info's required and optional inputs."""
-    spec = object_info.get(class_type, {}).get("input", {}) if isinstance(object_info, dict) else {}
-    options: dict[str, dict[str, Any]] = {}
-    for section in ("required", "optional"):
-        for name, entry in (spec.get(section) or {}).items():
-            if isinstance(entry, (list, tuple)) and len(entry) > 1 and isinstance(entry[1], dict):
-                options[name] = entry[1]
-    return options
-
-
 def _is_upload_input(opts: dict[str, Any]) -> bool:
     """Inputs the ComfyUI frontend gives an upload button: *_upload or upload flags, input folder."""
     flagged = any(key.endswith("upload") and bool(value) for key, value in opts.items())
@@ -849,7 +839,7 @@ def check_input_references(workflow: dict[str, Any], object_info: dict[str, Any]
             continue
         loader = KNOWN_LOADERS.get((class_type, name))
         if loader is None:
-            opts = _input_options(object_info, class_type).get(name)
+            opts = input_options(object_info, class_type).get(name)
             if opts is not None and _is_upload_input(opts):
                 loader = _Loader("file")
             elif (name == "directory" and "save" not in class_type.lower()

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import UnknownWeightError, WorkflowError, redact
 from ..filetypes import has_model_extension
+from ..object_info import input_spec, is_multiline_text
 from ..urls import is_http_url
 from ..workflow import is_link
 from .manifest import Manifest, WeightSpec
@@ -173,16 +174,6 @@ class WeightRefs:
 # --- reading node definitions ------------------------------------------------------
 
 
-def _input_spec(object_info: Mapping[str, Any], class_type: str, input_name: str) -> Any:
-    info = object_info.get(class_type) or {}
-    inputs = info.get("input") or {}
-    for section in ("required", "optional"):
-        spec = (inputs.get(section) or {}).get(input_name)
-        if spec is not None:
-            return spec
-    return None
-
-
 def _combo_options(spec: Any) -> list[Any] | None:
     """The choices of a combo input, in either of ComfyUI's two spellings."""
     if not isinstance(spec, (list, tuple)) or not spec:
@@ -193,11 +184,6 @@ def _combo_options(spec: Any) -> list[Any] | None:
         options = spec[1].get("options")
         return options if isinstance(options, list) else None
     return None
-
-
-def _is_prompt_text(spec: Any) -> bool:
-    return (isinstance(spec, (list, tuple)) and len(spec) > 1 and spec[0] == "STRING"
-            and isinstance(spec[1], dict) and bool(spec[1].get("multiline")))
 
 
 def _folder_from_options(options: Iterable[Any], manifest: Manifest) -> str | None:
@@ -241,12 +227,12 @@ def find_weights(
             if not isinstance(value, str) or is_link(value):
                 continue
             where = NodeInput(str(node_id), class_type, title, input_name)
-            spec_in = _input_spec(object_info, class_type, input_name)
+            spec_in = input_spec(object_info, class_type, input_name)
             folder = folder_for(class_type, input_name)
             if "embedding:" in value:
                 _find_embeddings(where, value, manifest, on_disk, weights, unknown, rewrites)
             stripped = value.strip()
-            if not stripped or "\n" in stripped or _is_prompt_text(spec_in):
+            if not stripped or "\n" in stripped or is_multiline_text(spec_in):
                 continue
             options = _combo_options(spec_in)
             model_input = folder is not None or (

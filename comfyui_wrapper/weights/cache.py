@@ -76,7 +76,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import sys
 import tarfile
 import threading
 import time
@@ -722,18 +721,11 @@ class WeightCache:
         """A line when a download starts and every few seconds (bytes, rate, ETA); the end is
         logged by _download's "ready" line. On a terminal (the CLI), a tqdm bar instead.
         Raising _Abandoned stops the download (another weight of the request failed)."""
-        bar = download.tqdm_progress() if sys.stderr.isatty() else None
-        last = [-PROGRESS_EVERY_S]
+        show = download.default_progress(PROGRESS_EVERY_S, write=self.log, final=False)
 
         def report(p: download.Progress) -> None:
             self._check_abandon(item)
-            if bar is not None:
-                bar(p)
-                return
-            now = time.monotonic()
-            if not p.finished and now - last[0] >= PROGRESS_EVERY_S:
-                last[0] = now
-                self.log(download.format_progress(p))
+            show(p)
 
         return report
 

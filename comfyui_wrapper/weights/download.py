@@ -185,20 +185,24 @@ def format_progress(p: Progress) -> str:
     return f"{p.name}: {_amount(p.bytes_done, unit)}/{total} {label}, {p.rate / 1e6:.0f} MB/s, {eta}"
 
 
-def log_progress(every_s: float = 10.0, *, logger: logging.Logger | None = None) -> Callable[[Progress], None]:
-    """A progress callback that logs a line at most every ``every_s`` seconds.
+def log_progress(every_s: float = 10.0, *, logger: logging.Logger | None = None,
+                 write: Callable[[str], None] | None = None, final: bool = True) -> Callable[[Progress], None]:
+    """A progress callback that writes a line at most every ``every_s`` seconds (the one throttle).
 
-    The first report and the final (complete) one are always logged, so a log
-    shows when a download started and that it ended.
+    The first report is always written, and the final (complete) one unless ``final`` is
+    False (the cache logs its own "ready" line). ``write`` replaces the logger.
     """
     target = logger or log
+    emit = write or (lambda line: target.info("%s", line))
     last = [-math.inf]
 
     def report(p: Progress) -> None:
+        if p.finished and not final:
+            return
         now = time.monotonic()
         if p.finished or now - last[0] >= every_s:
             last[0] = now
-            target.info("%s", format_progress(p))
+            emit(format_progress(p))
 
     return report
 
@@ -222,9 +226,10 @@ def tqdm_progress(name: str | None = None) -> Callable[[Progress], None]:
     return report
 
 
-def default_progress(every_s: float = 10.0) -> Callable[[Progress], None]:
+def default_progress(every_s: float = 10.0, *, write: Callable[[str], None] | None = None,
+                     final: bool = True) -> Callable[[Progress], None]:
     """tqdm on a terminal, periodic log lines otherwise (Cog and Replicate logs)."""
-    return tqdm_progress() if sys.stderr.isatty() else log_progress(every_s)
+    return tqdm_progress() if sys.stderr.isatty() else log_progress(every_s, write=write, final=final)
 
 
 # --- small helpers --------------------------------------------------------------------

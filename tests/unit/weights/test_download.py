@@ -351,6 +351,16 @@ def test_log_progress_is_throttled(caplog: pytest.LogCaptureFixture) -> None:
     ]
 
 
+def test_the_cache_writes_progress_through_the_same_throttle() -> None:
+    """download.py and cache.py each had a throttle; the cache's own copy left out the final line."""
+    lines: list[str] = []
+    report = log_progress(3600.0, write=lines.append, final=False)
+    for done in range(0, 100, 10):
+        report(Progress("m.bin", done, 100, 1.0, 1.0))
+    report(Progress("m.bin", 100, 100, 1.0, 0.0))
+    assert lines == ["m.bin: 0.0/0.0 MB, 0 MB/s, ETA 1 s"]
+
+
 # --- a tiny scripted server for what the static server cannot do -------------------------------------
 
 

@@ -7,12 +7,10 @@ Everything else lives in comfyui_wrapper/.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from cog import BasePredictor, Input, Path
 
 from comfyui_wrapper import RunRequest, Settings, WorkflowRunner
-from comfyui_wrapper.progress import configure_logging
+from comfyui_wrapper.server.progress import configure_logging
 
 # The Cog CLI reads the inputs below statically (tree-sitter, before any build step): choices must be a
 # list literal or a module-level name bound to one, each description one plain string literal, defaults
@@ -33,7 +31,7 @@ class Predictor(BasePredictor):
             description="Your ComfyUI workflow as JSON: in ComfyUI use Workflow > Export (API) and paste the file's contents (an http(s) URL to the JSON works too). Leave empty to run the built-in text-to-image example.",
             default="",
         ),
-        input_file: Optional[Path] = Input(
+        input_file: Path | None = Input(
             description="An image, video or audio file, or a .zip/.tar of several, placed in ComfyUI's input folder: an upload, an http(s) URL or a data: URI (a path on the server is refused). A single file is available as input.<ext> and under its own name; an archive keeps its folders.",
             default=None,
         ),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time comfyui_wrapper.ui_format.convert on a 50-node UI workflow (goal: median < 20 ms).
+"""Time comfyui_wrapper.ui.convert.convert on a 50-node UI workflow (goal: median < 20 ms).
 
 The /object_info dump is the one recorded with the oracle fixtures and is
 loaded before timing starts. The first call also builds the frontend view of
@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from comfyui_wrapper.ui_format import convert  # noqa: E402
+from comfyui_wrapper.ui.convert import convert  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "ui_oracle"
 

@@ -55,10 +55,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from comfyui_wrapper.runner import WorkflowRunner  # noqa: E402
-from comfyui_wrapper.server import cuda_present, free_port  # noqa: E402
-from comfyui_wrapper.settings import Settings  # noqa: E402
 from install_custom_nodes import compile_bytecode, parse_import_log  # noqa: E402
+
+from comfyui_wrapper.runner import WorkflowRunner  # noqa: E402
+from comfyui_wrapper.server.process import cuda_present, free_port  # noqa: E402
+from comfyui_wrapper.settings import Settings  # noqa: E402
 
 
 def bare_boot(settings: Settings) -> float:

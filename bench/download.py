@@ -1,4 +1,4 @@
-"""Benchmark: comfyui_wrapper.download.fetch against a single-stream curl, and tar weights against plain files.
+"""Benchmark: comfyui_wrapper.weights.download.fetch against a single-stream curl, and tar weights against plain files.
 
 Prints times and ratios measured side by side in one run:
 
@@ -186,8 +186,8 @@ class Bench:
         return run
 
     def fetch(self, path: str, connections: int) -> "callable":  # type: ignore[valid-type]
-        from comfyui_wrapper.download import fetch
         from comfyui_wrapper.urls import UrlPolicy
+        from comfyui_wrapper.weights.download import fetch
 
         def run(dest: Path) -> None:
             result = fetch(self.base + path, dest, size=self.size, sha256=self.sha,
@@ -241,9 +241,9 @@ class ColdStart:
     def run(self, label: str, path: str, archive: str, how: str = "now", expect: int | None = None) -> dict:
         import dataclasses
 
-        from comfyui_wrapper.cache import WeightCache
-        from comfyui_wrapper.manifest import Manifest, WeightSpec
         from comfyui_wrapper.settings import Settings
+        from comfyui_wrapper.weights.cache import WeightCache
+        from comfyui_wrapper.weights.manifest import Manifest, WeightSpec
 
         root = self.work / "cache"
         shutil.rmtree(root, ignore_errors=True)
@@ -256,7 +256,7 @@ class ColdStart:
         sampler.start()
         began = time.monotonic()
         if how == "probe first":
-            from comfyui_wrapper import download
+            from comfyui_wrapper.weights import download
             download.probe(spec.url, policy=cache.policy)
             cache.ensure_all([spec])
         elif how == "archive then extract":
@@ -287,7 +287,7 @@ class ColdStart:
         """The way tar weights were fetched before: the whole archive, then tarfile.extractall."""
         import tarfile as tarlib
 
-        from comfyui_wrapper import download
+        from comfyui_wrapper.weights import download
 
         staging = cache.staging / f"{os.getpid()}-bench"
         staging.mkdir(parents=True)

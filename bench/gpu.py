@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.overhead import bare_boot, our_setup  # noqa: E402
 from comfyui_wrapper.runner import RunRequest, WorkflowRunner  # noqa: E402
-from comfyui_wrapper.server import cuda_present  # noqa: E402
+from comfyui_wrapper.server.process import cuda_present  # noqa: E402
 from comfyui_wrapper.settings import Settings  # noqa: E402
 from comfyui_wrapper.workflow import EXAMPLE_WORKFLOW  # noqa: E402
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from comfyui_wrapper.__main__ import main  # noqa: E402
+from comfyui_wrapper.cli import main  # noqa: E402
 from comfyui_wrapper.model_runtime import WorkflowModel  # noqa: E402
 from comfyui_wrapper.runner import RunRequest, WorkflowRunner  # noqa: E402
 from comfyui_wrapper.settings import Settings  # noqa: E402

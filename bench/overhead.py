@@ -32,7 +32,7 @@ import websocket
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from comfyui_wrapper.runner import RunRequest, WorkflowRunner  # noqa: E402
-from comfyui_wrapper.server import cuda_present, free_port  # noqa: E402
+from comfyui_wrapper.server.process import cuda_present, free_port  # noqa: E402
 from comfyui_wrapper.settings import Settings  # noqa: E402
 
 

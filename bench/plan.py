@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from convert import FIXTURES, fifty_node_workflow  # noqa: E402
 
+from comfyui_wrapper.plan import make_plan  # noqa: E402
 from comfyui_wrapper.runner import WorkflowRunner  # noqa: E402
 from comfyui_wrapper.settings import Settings  # noqa: E402
-from comfyui_wrapper.plan import make_plan  # noqa: E402
-from comfyui_wrapper.ui_format import convert  # noqa: E402
+from comfyui_wrapper.ui.convert import convert  # noqa: E402
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.e2e.test_reliability import chain, nodes_yaml  # noqa: E402
 from tests.support.cog_server import cog_server  # noqa: E402
-from tests.test_reliability import chain, nodes_yaml  # noqa: E402
 
 
 def cases() -> list[tuple[str, dict, bool]]:
@@ -50,7 +50,7 @@ def cases() -> list[tuple[str, dict, bool]]:
 def worker_process(server_pid: int) -> psutil.Process:
     """The Cog worker: the python child of the server that runs predict.py (ComfyUI is its child)."""
     for child in psutil.Process(server_pid).children(recursive=True):
-        if any("launch_comfyui" in part for part in child.cmdline()):
+        if any("server/launch.py" in part for part in child.cmdline()):
             return child.parent()
     raise RuntimeError("Cog worker process not found")
 
@@ -68,7 +68,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         with cog_server(tmp, env={"CW_EXTRA_MODEL_PATHS": str(nodes_yaml(tmp))}) as server:
             worker = worker_process(server.process.pid)
-            comfy_pid = next(c.pid for c in worker.children() if "launch_comfyui" in " ".join(c.cmdline()))
+            comfy_pid = next(c.pid for c in worker.children() if "server/launch.py" in " ".join(c.cmdline()))
             for _, inputs, _ in mix:  # warm up: one-time loads (the node catalogue...) are not growth
                 server.post(inputs)
             rss_start, fds_start = worker.memory_info().rss, worker.num_fds()
@@ -88,7 +88,7 @@ def main() -> None:
                     print(f"unexpected outcome for {name}: {body.get('status')} {str(body.get('error'))[:200]}")
             elapsed = time.perf_counter() - began
             rss_end, fds_end = worker.memory_info().rss, worker.num_fds()
-            comfy_now = next(c.pid for c in worker.children() if "launch_comfyui" in " ".join(c.cmdline()))
+            comfy_now = next(c.pid for c in worker.children() if "server/launch.py" in " ".join(c.cmdline()))
             restarts = server.log().count("restarting it")
             left = files_left(tmp / "runtime")
     every = [value for values in latencies.values() for value in values]

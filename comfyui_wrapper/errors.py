@@ -87,17 +87,42 @@ def hide_server_paths(text: str) -> str:
 
 
 class WrapperError(Exception):
-    """Base of every error the wrapper raises on purpose."""
+    """Base of every error the wrapper raises on purpose.
+
+    Each class declares its fields as annotated class attributes (default None); the
+    constructor takes only declared ones, so a misspelt field fails where it is raised,
+    and a reader gets ``error.weights`` rather than ``getattr(error, "weights", [])``.
+    Where the problem is (``node_id``, ``input_name``, ``url``) any error may carry; a URL
+    is always kept redacted.
+    """
 
     default_fix = "See the message above."
 
+    node_id: str | None = None
+    input_name: str | None = None
+    url: str | None = None
+
     def __init__(self, message: str, *, fix: str | None = None, **fields: Any) -> None:
+        unknown = sorted(set(fields) - self.declared_fields())
+        if unknown:
+            raise TypeError(f"{type(self).__name__} declares no field {', '.join(unknown)}")
+        if isinstance(fields.get("url"), str):
+            fields["url"] = redact(fields["url"])
         self.message = redact(message)
         self.fix = redact(fix or self.default_fix)
         self.fields = fields
         for key, value in fields.items():
             setattr(self, key, value)
         super().__init__(self.message)
+
+    @classmethod
+    def declared_fields(cls) -> frozenset[str]:
+        """The field names this class and its WrapperError bases annotate."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if isinstance(klass, type) and issubclass(klass, WrapperError):
+                names.update(vars(klass).get("__annotations__", {}))
+        return frozenset(names)
 
     def __str__(self) -> str:
         return f"{self.message}\nHow to fix: {self.fix}"
@@ -118,6 +143,9 @@ class WorkflowError(WrapperError, ValueError):
 class UIFormatError(WorkflowError):
     """A UI-format workflow (nodes + links) that we cannot convert."""
 
+    class_type: str | None = None
+    missing_classes: list[str] | None = None
+
 
 class UnknownNodeError(WorkflowError):
     """The workflow uses node classes this ComfyUI does not have."""
@@ -127,11 +155,18 @@ class UnknownNodeError(WorkflowError):
         "(custom_nodes.json)."
     )
 
+    class_types: list[str] | None = None
+    node_ids: list[str] | None = None
+    problems: list[Any] | None = None  # nodes.packs.NodeProblem, one per missing class
+
 
 class PromptValidationError(WorkflowError):
     """ComfyUI refused the prompt (HTTP 400): wrong input values, missing links."""
 
     default_fix = "Correct the inputs named above; each line names the node, the input and ComfyUI's reason."
+
+    error_type: str | None = None
+    node_errors: dict[str, Any] | None = None
 
 
 # --- inputs ---------------------------------------------------------------------
@@ -142,6 +177,10 @@ class InputFileError(WrapperError, ValueError):
 
     default_fix = "Upload a single image, video or audio file, or a .zip/.tar of them."
 
+    archive: str | None = None
+    entry: str | None = None
+    filename: str | None = None
+
 
 class MissingInputError(WrapperError, FileNotFoundError):
     """Files or folders the workflow loads from input/ are not there."""
@@ -151,11 +190,19 @@ class MissingInputError(WrapperError, FileNotFoundError):
         "in the workflow, or change the names in the workflow to the ones listed as present."
     )
 
+    filename: str | None = None
+    missing: list[str] | None = None
+    present: list[str] | None = None
+
 
 class UnsafeInputError(WrapperError, PermissionError):
     """An archive entry, path or URL tried to reach outside what is allowed."""
 
     default_fix = "Remove the offending entry or URL; inputs must stay inside input/ and URLs must be public http(s)."
+
+    entry: str | None = None
+    filename: str | None = None
+    value: str | None = None
 
 
 class InputTooLargeError(WrapperError, ValueError):
@@ -163,11 +210,16 @@ class InputTooLargeError(WrapperError, ValueError):
 
     default_fix = "Send a smaller input, or raise the limit named above through its setting."
 
+    limit: int | None = None
+
 
 class DownloadError(WrapperError, ConnectionError):
     """A URL could not be fetched."""
 
     default_fix = "Check that the URL is public and answers (open it in a browser), then try again."
+
+    status: int | None = None
+    filename: str | None = None
 
 
 # --- weights --------------------------------------------------------------------
@@ -178,6 +230,10 @@ class ManifestError(WrapperError, ValueError):
 
     default_fix = "Fix the manifest entry named above, or rebuild it with scripts/build_weights_manifest.py."
 
+    entry: str | None = None
+    field: str | None = None
+    path: str | None = None
+
 
 class UnknownWeightError(WrapperError, LookupError):
     """The workflow names model files that are neither cached nor in the manifest."""
@@ -186,6 +242,10 @@ class UnknownWeightError(WrapperError, LookupError):
         "Use one of the suggested names, give the weight as an http(s) URL in the loader's input, "
         "or add it to weights_manifest.json (see supported_weights.md for the full list)."
     )
+
+    filename: str | None = None
+    name: str | None = None  # the CW_WARM_WEIGHTS entry that names no weight
+    weights: list[str] | None = None
 
 
 class WeightDownloadError(DownloadError):
@@ -197,11 +257,21 @@ class WeightDownloadError(DownloadError):
 class ChecksumMismatchError(WeightDownloadError):
     """The bytes fetched are not the ones the manifest promises."""
 
+    actual_sha256: str | None = None
+    actual_size: int | None = None
+    expected_sha256: str | None = None
+    expected_size: int | None = None
+
 
 class CacheBudgetError(WrapperError, OSError):
     """The weights this workflow needs do not fit in the cache budget or on disk."""
 
     default_fix = "Raise CW_WEIGHTS_BUDGET, free disk space, or use fewer or smaller models."
+
+    budget_bytes: int | None = None
+    filename: str | None = None
+    free_bytes: int | None = None
+    needed_bytes: int | None = None
 
 
 # --- outputs --------------------------------------------------------------------
@@ -229,6 +299,12 @@ class ComfyUIStartError(WrapperError, RuntimeError):
     default_fix = "Read the ComfyUI log lines above; reinstall with scripts/install_comfyui.py if files are missing."
 
 
+class ConnectionLost(WrapperError, ConnectionError):
+    """ComfyUI stopped answering (the caller decides whether it died)."""
+
+    default_fix = "The next prediction restarts ComfyUI."
+
+
 class ComfyUICrashedError(WrapperError, RuntimeError):
     """ComfyUI died while a prediction was running."""
 
@@ -243,6 +319,8 @@ class ExecutionError(WrapperError, RuntimeError):
 
     default_fix = "Check the failing node's inputs named above; the traceback lines show where it failed."
 
+    exception_type: str | None = None
+
 
 class PredictionInterruptedError(WrapperError, RuntimeError):
     """The run was interrupted (cancelled by the caller or by ComfyUI)."""
@@ -256,6 +334,9 @@ class PredictionTimeoutError(WrapperError, TimeoutError):
     default_fix = (
         "Lower steps, resolution or frame count, or raise CW_PREDICTION_TIMEOUT / CW_STALL_TIMEOUT."
     )
+
+    limit: float | None = None
+    seconds: float | None = None
 
 
 class CustomNodeInstallError(WrapperError, RuntimeError):
@@ -272,11 +353,15 @@ class ModelFolderMapError(WrapperError, RuntimeError):
         "python scripts/build_model_folder_map.py --comfyui-dir <ComfyUI folder>."
     )
 
+    path: str | None = None
+
 
 class PreflightError(WrapperError, ValueError):
     """Several kinds of problem found before running; ``errors`` holds each one."""
 
     default_fix = "Fix each problem listed above; they are all reported at once."
+
+    errors: list[WrapperError] | None = None
 
 
 # --- new-model ------------------------------------------------------------------
@@ -289,3 +374,7 @@ class ModelInputError(WrapperError, ValueError):
         "Use --input NAME=NODE_ID.INPUT[:description] with a Python identifier as NAME and a literal "
         "input of a node in the workflow; run new-model without --input to see suggestions."
     )
+
+    flag: str | None = None
+    name: str | None = None
+    out: str | None = None

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import workflow as wf
-from .cache import EnsureReport, WeightCache
 from .errors import UnknownWeightError, WorkflowError
-from .inputs import check_input_origin, forget_cog_download
-from .manifest import Manifest, WeightSpec
+from .inputs.place import check_input_origin, forget_cog_download
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings
+from .weights.cache import EnsureReport, WeightCache
+from .weights.manifest import Manifest, WeightSpec
 
-log = logging.getLogger("comfyui_wrapper")
+log = logging.getLogger(__name__)
 
 WORKFLOW_FILE = "workflow_api.json"
 WEIGHTS_FILE = "weights.json"

@@ -36,15 +36,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import workflow as wf
-from .custom_nodes import PackSpec, nodes_by_pack
 from .errors import MissingInputError, ModelInputError
+
 # One definition of an upload-style input (the frontend's upload button), shared with input checking.
-from .inputs import _is_upload_input as is_upload_input
+from .inputs.place import _is_upload_input as is_upload_input
 from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE
-from .node_catalogue import NodeCatalogue
+from .nodes.catalogue import NodeCatalogue
+from .nodes.packs import PackSpec, nodes_by_pack
+from .object_info import input_spec, node_inputs
 from .outputs import OUTPUT_FORMATS
 from .plan import Plan
-from .weight_refs import apply_rewrites
+from .weights.refs import apply_rewrites
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE_DIR.parent
@@ -114,23 +116,9 @@ def parse_input_flag(text: str) -> InputFlag:
                      description)
 
 
-def _input_spec(object_info: Mapping[str, Any], class_type: str, input_name: str) -> list[Any] | None:
-    definition = (object_info.get(class_type) or {}).get("input") or {}
-    for section in ("required", "optional"):
-        spec = (definition.get(section) or {}).get(input_name)
-        if isinstance(spec, list) and spec:
-            return spec
-    return None
-
-
-def _declared_inputs(object_info: Mapping[str, Any], class_type: str) -> list[str]:
-    definition = (object_info.get(class_type) or {}).get("input") or {}
-    return [name for section in ("required", "optional") for name in (definition.get(section) or {})]
-
-
 def _node_inputs_listing(workflow: wf.Workflow, node_id: str, object_info: Mapping[str, Any]) -> str:
     node = workflow[node_id]
-    names = list(dict.fromkeys([*node.get("inputs", {}), *_declared_inputs(object_info, node["class_type"])]))
+    names = list(dict.fromkeys([*node.get("inputs", {}), *node_inputs(object_info, node["class_type"])]))
     parts = []
     for name in names:
         value = node.get("inputs", {}).get(name)
@@ -159,7 +147,7 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     node = workflow[flag.node_id]
     class_type = node["class_type"]
     inputs = node.get("inputs", {})
-    spec = _input_spec(object_info, class_type, flag.input_name)
+    spec = input_spec(object_info, class_type, flag.input_name)
     if flag.input_name not in inputs and spec is None:
         raise ModelInputError(
             f"--input {flag.name}: {wf.describe_node(workflow, flag.node_id)} has no input {flag.input_name!r}. "
@@ -281,7 +269,7 @@ def suggest_inputs(workflow: wf.Workflow, object_info: Mapping[str, Any]) -> lis
             if wf.is_link(link) and str(link[0]) in workflow:
                 source = str(link[0])
                 for name in ("text", "text_g", "prompt"):
-                    spec = _input_spec(object_info, workflow[source]["class_type"], name)
+                    spec = input_spec(object_info, workflow[source]["class_type"], name)
                     if literal(source, name) and (spec is None or spec[0] == "STRING"):
                         found.append((base, source, name))
                         break
@@ -290,7 +278,7 @@ def suggest_inputs(workflow: wf.Workflow, object_info: Mapping[str, Any]) -> lis
     for node_id in order:
         class_type = workflow[node_id]["class_type"]
         for name in workflow[node_id].get("inputs", {}):
-            spec = _input_spec(object_info, class_type, name) or []
+            spec = input_spec(object_info, class_type, name) or []
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
             if is_upload_input(options) and literal(node_id, name):
                 found.append(("video" if options.get("video_upload") else
@@ -381,7 +369,7 @@ from __future__ import annotations
 from cog import BasePredictor, Input, Path
 
 from comfyui_wrapper.model_runtime import WorkflowModel
-from comfyui_wrapper.progress import configure_logging
+from comfyui_wrapper.server.progress import configure_logging
 
 # Exposed input -> (node id, input name, "value" or "path") in workflow_api.json.
 EXPOSED = {{
@@ -502,10 +490,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from comfyui_wrapper.cache import WeightCache  # noqa: E402
-from comfyui_wrapper.manifest import Manifest  # noqa: E402
+from comfyui_wrapper.weights.cache import WeightCache  # noqa: E402
+from comfyui_wrapper.weights.manifest import Manifest  # noqa: E402
 from comfyui_wrapper.model_runtime import WEIGHTS_FILE, fetch_listed_weights  # noqa: E402
-from comfyui_wrapper.progress import configure_logging  # noqa: E402
+from comfyui_wrapper.server.progress import configure_logging  # noqa: E402
 from comfyui_wrapper.settings import Settings  # noqa: E402
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from PIL import Image, PngImagePlugin
 from .errors import OutputFormatError
 from .workflow import node_order_key
 
-log = logging.getLogger("comfyui_wrapper")
+log = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 CONVERTIBLE = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -205,7 +205,8 @@ def _convert(source: Path, target: Path, fmt: str, quality: int, prompt_text: st
     """
     partial = target.with_name(f".{target.name}.partial")
     try:
-        with Image.open(source) as image:
+        with Image.open(source) as opened:
+            image: Image.Image = opened
             if fmt == "jpg" and image.mode not in ("RGB", "L"):
                 image = _flatten(image)
             options: dict[str, Any] = {}

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import workflow as wf
-from .custom_nodes import ImportFailure, NodeProblem, PackSpec, check_nodes
 from .errors import CacheBudgetError, PreflightError, UnknownNodeError, WorkflowError, WrapperError, redact
-from .inputs import InputRef, check_input_references, missing_inputs_error
-from .manifest import Manifest
-from .node_catalogue import NodeCatalogue
+from .inputs.paths import PathRoots, check_workflow_paths
+from .inputs.place import InputRef, check_input_references, missing_inputs_error
+from .nodes.catalogue import NodeCatalogue
+from .nodes.packs import ImportFailure, NodeProblem, PackSpec, check_nodes
 from .sizes import human_bytes
-from .ui_models import EmbeddedModel
 from .urls import is_http_url
-from .weight_refs import Rewrite, UrlRef, WeightRefs, find_weights
-from .workflow_paths import PathRoots, check_workflow_paths
+from .weights.declared import EmbeddedModel
+from .weights.manifest import Manifest
+from .weights.refs import Rewrite, UrlRef, WeightRefs, find_weights
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -217,7 +217,7 @@ def _plan_nodes(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
     try:
         check_nodes(workflow, ctx.object_info, ctx.packs, ctx.catalogue, failed_imports=ctx.failed_imports)
     except UnknownNodeError as error:
-        plan.node_problems = list(getattr(error, "problems", []))
+        plan.node_problems = list(error.problems or [])
         plan.errors.append(error)
 
 
@@ -262,7 +262,7 @@ def _use_embedded_urls(refs: WeightRefs, embedded: Sequence[EmbeddedModel]) -> W
     for item in refs.unknown:
         model = by_name.get(item.value)
         folder = item.folder or _plain_folder(model.directory if model else None)
-        if model is None or not folder:
+        if model is None or not model.url or not folder:
             unknown.append(item)
             continue
         urls.append(UrlRef(item.where, model.url, folder))
@@ -297,9 +297,9 @@ def _plan_inputs(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
         return
     plan.input_refs = refs
     plan.inputs = [InputItem(r.node_id, r.class_type, r.input_name, r.relative_path, r.kind, r.exists) for r in refs]
-    error = missing_inputs_error(refs, ctx.input_dir)
-    if error is not None:
-        plan.errors.append(error)
+    missing = missing_inputs_error(refs, ctx.input_dir)
+    if missing is not None:
+        plan.errors.append(missing)
 
 
 def _problem_dict(problem: NodeProblem) -> dict[str, Any]:

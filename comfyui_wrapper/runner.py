@@ -17,16 +17,14 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from . import workflow as wf
-from .archives import InputLimits
-from .cache import URL_HASH_CHARS, WeightCache
-from .client import ComfyUIClient, ConnectionLost, RunOutcome
-from .custom_nodes import ImportFailure, load_packs, report_failed_imports, set_aside_packs, setup_report
 from .errors import (
     ComfyUICrashedError,
+    ConnectionLost,
     ExecutionError,
     ModelFolderMapError,
     NoOutputsError,
@@ -35,33 +33,46 @@ from .errors import (
     hide_server_paths,
     printable,
 )
-from .inputs import (
+from .inputs.archives import InputLimits
+from .inputs.place import (
     PlacedInputs,
     absolutize_input_paths,
     check_input_origin,
+    fetch_workflow_urls,
     forget_cog_download,
     govern_cog_downloads,
-    fetch_workflow_urls,
     place_input_file,
     require_inputs,
     resolve_input_source,
     upload_name,
 )
-from .manifest import Manifest, WeightSpec
-from .model_folders import ModelFolderMap, default_map_path
-from .node_catalogue import NodeCatalogue
+from .nodes.catalogue import NodeCatalogue
+from .nodes.packs import (
+    ImportFailure,
+    PackSpec,
+    load_packs,
+    pack_commits,
+    report_failed_imports,
+    set_aside_packs,
+    setup_report,
+)
 from .outputs import check_format, collect, deliver
 from .plan import Plan, PlanContext, make_plan
-from .progress import PhaseTimer, ProgressReporter
 from .provenance import shareable_workflow, write_provenance
-from .server import ComfyUIServer, nvidia_driver_version
+from .server.client import ComfyUIClient, RunOutcome
+from .server.process import ComfyUIServer, ServerState, nvidia_driver_version
+from .server.progress import PhaseTimer, ProgressReporter
 from .settings import Settings
-from .ui_models import EmbeddedModel, embedded_models
+from .ui.convert import convert as convert_ui
 from .urls import Scope, UrlPolicy, fetch_text
-from .warm import WarmUp
-from .weight_refs import apply_rewrites, core_folder_for, rewrites_for_urls
+from .weights.cache import URL_HASH_CHARS, WeightCache
+from .weights.declared import EmbeddedModel, embedded_models
+from .weights.folders import ModelFolderMap, default_map_path
+from .weights.manifest import Manifest, WeightSpec
+from .weights.refs import apply_rewrites, core_folder_for, rewrites_for_urls
+from .weights.warm import WarmUp
 
-log = logging.getLogger("comfyui_wrapper")
+log = logging.getLogger(__name__)
 
 # How the weight cache names the folder of a weight given by URL.
 _URL_HASH_DIR = re.compile(f"[0-9a-f]{{{URL_HASH_CHARS}}}")
@@ -97,6 +108,15 @@ class RunResult:
 
 
 @dataclass
+class LoadedWorkflow:
+    """A workflow as the runner reads it: API format, whether it was converted, the models a UI file declared."""
+
+    workflow: wf.Workflow
+    converted: bool
+    embedded: list[EmbeddedModel]
+
+
+@dataclass
 class _Prepared:
     """A workflow ready to queue, and what it took to get there."""
 
@@ -114,19 +134,14 @@ class WorkflowRunner:
     """Owns one ComfyUI process and runs predictions on it, one at a time."""
 
     def __init__(self, settings: Settings) -> None:
+        """Allocates only: nothing is read, opened or written until first use (``start``, ``plan``...).
+
+        ``convert`` and ``plan --object-info`` construct a runner and must leave the disk as it was.
+        """
         self.settings = settings
-        self.manifest = Manifest.load(settings.manifest_path)
-        self.cache = WeightCache(settings, self.manifest, log=log.info)
-        self.folder_map = self._load_folder_map()
-        # Every folder ComfyUI knows gets its cache folder now: ComfyUI reads this file only at boot,
-        # and a weight given by URL may land in a folder no manifest entry uses.
-        known_folders = self.folder_map.folders if self.folder_map is not None else ()
-        weights_yaml = self.cache.write_extra_model_paths(settings.runtime_dir / "weights_model_paths.yaml",
-                                                          folders=known_folders)
-        self.server = ComfyUIServer(settings, extra_model_paths=[weights_yaml])
+        self.weights_yaml = settings.runtime_dir / "weights_model_paths.yaml"  # written by start()
+        self.server = ComfyUIServer(settings, extra_model_paths=[self.weights_yaml])
         self.client: ComfyUIClient | None = None
-        self.packs = load_packs()
-        self.catalogue = NodeCatalogue(settings.comfyui_dir / "node_catalogue.json")
         self.failed_imports: list[ImportFailure] = []
         self._log_mark: int | None = None  # server.log_position() when the current prompt was queued
         self.url_policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.url_timeout_s,
@@ -134,16 +149,43 @@ class WorkflowRunner:
         self.limits = InputLimits.from_settings(settings)
         self._scope = Scope()  # the current prediction's deadline and cancel (run() makes a new one)
 
-    def _load_folder_map(self) -> ModelFolderMap | None:
+    # --- loaded on first use ---------------------------------------------------------
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.settings.manifest_path)
+
+    @cached_property
+    def cache(self) -> WeightCache:
+        """The weights cache; its folders and SQLite index appear when it is first written to."""
+        return WeightCache(self.settings, self.manifest, log=log.info)
+
+    @cached_property
+    def folder_map(self) -> ModelFolderMap | None:
         try:
             return ModelFolderMap.load(default_map_path(self.settings.comfyui_dir))
         except ModelFolderMapError as error:
             log.warning("%s Falling back to the built-in table of core loaders.", error.message)
             return None
 
+    @cached_property
+    def packs(self) -> tuple[PackSpec, ...]:
+        return load_packs()
+
+    @cached_property
+    def catalogue(self) -> NodeCatalogue:
+        return NodeCatalogue(self.settings.comfyui_dir / "node_catalogue.json")
+
+    def _write_weights_yaml(self) -> None:
+        """Every folder ComfyUI knows gets its cache folder: ComfyUI reads this file only at boot,
+        and a weight given by URL may land in a folder no manifest entry uses."""
+        known_folders = self.folder_map.folders if self.folder_map is not None else ()
+        self.cache.write_extra_model_paths(self.weights_yaml, folders=known_folders)
+
     # --- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
+        self._write_weights_yaml()
         self._reset_dirs()
         govern_cog_downloads(lambda: (self.url_policy, self.limits))  # Cog's URL file inputs: our policy
         warming = WarmUp.begin(self.cache, self.settings.warm_weights)  # CW_WARM_WEIGHTS, while ComfyUI boots
@@ -156,16 +198,18 @@ class WorkflowRunner:
         if self.client is not None:
             self.client.close()
         self.server.stop()
-        self.cache.close()
+        if "cache" in self.__dict__:  # opened (cached_property): close it; never open it to close it
+            self.cache.close()
 
     def _ensure_ready(self) -> ComfyUIClient:
-        if self.client is None or not self.server.is_alive():
+        """A client for a READY server: started if never started, restarted if it died."""
+        state = self.server.state
+        if state is ServerState.DEAD:
+            log.warning("ComfyUI is not running (exit code %s); restarting it.", self.server.exit_code())
+        if state is not ServerState.READY or self.client is None:
             if self.client is not None:
-                log.warning("ComfyUI is not running (exit code %s); restarting it.", self.server.exit_code())
                 self.client.close()
-                self.server.restart()
-            else:
-                self.server.start()
+            self.server.restart() if state is ServerState.DEAD else self.server.start()
             self.client = ComfyUIClient(self.server.base_url)
         return self.client
 
@@ -238,14 +282,17 @@ class WorkflowRunner:
         """
         if object_info is None:
             object_info = self._ensure_ready().object_info()
-        self._reset_dirs()
+        # The plan sees input/ as a prediction would (empty, then input_file); folders that do not
+        # exist are not made for it, so `plan --object-info` without an input_file writes nothing.
+        create = input_file is not None
+        self._reset_dirs(create=create)
         try:
             if input_file is not None:
                 self._place_input(input_file, local_allowed=True)
             return make_plan(workflow, self.plan_context(object_info, embedded), randomise_seeds=randomise_seeds,
                              converted_from_ui=converted_from_ui)
         finally:
-            self._reset_dirs()
+            self._reset_dirs(create=create)
 
     def _place_input(self, input_file: Path | str, *, local_allowed: bool) -> PlacedInputs:
         """input_file (a Cog download, URL or data: URI; a path only when local_allowed) into input/."""
@@ -253,6 +300,20 @@ class WorkflowRunner:
         source = resolve_input_source(str(input_file), self.settings.runtime_dir / "incoming",
                                       self.url_policy, self.limits, scope=self._scope)
         return place_input_file(source, self.settings.input_dir, self.limits, original_name=upload_name(source))
+
+    def load_workflow(self, text: str, object_info: dict[str, Any]) -> LoadedWorkflow:
+        """What the user sent (JSON, an http(s) URL or data: URI, '' for the example) -> API format.
+
+        The one path from text to a workflow for ``run``, ``convert`` and ``plan``: URLs are fetched
+        under this runner's URL policy (within the current prediction's scope), a UI-format file is
+        converted with ``object_info`` and the models it declares are kept for the plan.
+        """
+        data = wf.parse_workflow(self._scope.call(wf.load_workflow_text, text,
+                                                  lambda url: fetch_text(url, self.url_policy, scope=self._scope)))
+        if not wf.is_ui_format(data):
+            return LoadedWorkflow(wf.check_shape(data), converted=False, embedded=[])
+        embedded = embedded_models(data)
+        return LoadedWorkflow(wf.check_shape(convert_ui(data, object_info)), converted=True, embedded=embedded)
 
     def plan_context(self, object_info: dict[str, Any], embedded: Sequence[EmbeddedModel] = ()) -> PlanContext:
         folder_for = self.folder_map.folder_for if self.folder_map is not None else core_folder_for
@@ -287,7 +348,7 @@ class WorkflowRunner:
     def _forget_history(self) -> None:
         """Drop the run from ComfyUI's history: the next prediction's nodes (any pack's code) can
         read PromptServer's history, which holds each prompt, its inputs and outputs."""
-        if self.client is not None and self.server.is_alive():
+        if self.client is not None and self.server.state is ServerState.READY:
             try:
                 # The prompt is filed into the history only after its end was announced: wait for that,
                 # or the entry lands after the clear and stays for the next prediction to read.
@@ -306,14 +367,10 @@ class WorkflowRunner:
             self._scope = Scope.within(self.settings.prediction_timeout_s)
             self._reset_dirs()
             object_info = client.object_info()
-            data = wf.parse_workflow(self._scope.call(wf.load_workflow_text, request.workflow_json,
-                                                      lambda url: fetch_text(url, self.url_policy, scope=self._scope)))
-            embedded = embedded_models(data) if wf.is_ui_format(data) else []
-            data, converted = wf.convert_if_ui(data, object_info)
-            if converted:
-                log.info("Converted the UI-format workflow to API format (%d nodes).", len(data))
-            workflow = wf.check_shape(data)
-        prepared = self._prepare(workflow, request, timer, object_info, converted, embedded)
+            loaded = self.load_workflow(request.workflow_json, object_info)
+            if loaded.converted:
+                log.info("Converted the UI-format workflow to API format (%d nodes).", len(loaded.workflow))
+        prepared = self._prepare(loaded.workflow, request, timer, object_info, loaded.converted, loaded.embedded)
         if request.force_reset_cache:
             log.info("Resetting ComfyUI's execution cache (force_reset_cache).")
             client.free(free_memory=True)
@@ -332,7 +389,7 @@ class WorkflowRunner:
                 files.append(write_provenance(
                     self.settings.results_dir / "provenance.json", workflow=shared, seeds=prepared.seeds,
                     specs=prepared.specs, url_weights=prepared.url_weights, sha_for=self.cache.record_sha256,
-                    comfyui_dir=self.settings.comfyui_dir,
+                    comfyui_dir=self.settings.comfyui_dir, custom_nodes=pack_commits(self.settings.comfyui_dir),
                     options={"output_format": request.output_format, "output_quality": request.output_quality,
                              "randomise_seeds": request.randomise_seeds, "return_temp_files": request.return_temp_files},
                 ))
@@ -371,7 +428,7 @@ class WorkflowRunner:
                                       urls=[(u.url, u.folder) for u in weight_refs.urls], scope=self._scope)
             workflow = apply_rewrites(workflow, [*weight_refs.rewrites,
                                                  *rewrites_for_urls(weight_refs.urls, report.url_names)])
-        stats = {"weights_downloaded": report.downloaded, "weights_bytes_downloaded": report.bytes,
+        stats: dict[str, float] = {"weights_downloaded": report.downloaded, "weights_bytes_downloaded": report.bytes,
                  "weights_cache_hits": report.hits, "input_urls_fetched": len(fetched)}
         seeds: list[wf.SeedChange] = []
         if request.randomise_seeds:
@@ -428,7 +485,7 @@ class WorkflowRunner:
 
     def _refetch_corrupt(self, error: ExecutionError, prepared: _Prepared) -> bool:
         """After a load error, re-hash the run's weights; remove and re-fetch any that fail."""
-        text = f"{getattr(error, 'exception_type', '')} {error.message}"
+        text = f"{error.exception_type or ''} {error.message}"
         if not any(sign.lower() in text.lower() for sign in _CORRUPT_WEIGHT_SIGNS):
             return False
         corrupt = [spec for spec in prepared.specs if not self.cache.verify(spec.name, spec.folder)]
@@ -503,7 +560,6 @@ class WorkflowRunner:
             self.client = ComfyUIClient(self.server.base_url)
 
     def _crashed(self, node_id: str | None, workflow: wf.Workflow) -> ComfyUICrashedError:
-        self.server.is_alive()
         where = f" while {wf.describe_node(workflow, node_id.split(':')[0])} was running" if node_id else ""
         return ComfyUICrashedError(
             f"ComfyUI stopped (exit code {self.server.exit_code()}){where}. Last log lines:\n"
@@ -519,10 +575,11 @@ class WorkflowRunner:
             fix = "The workflow only previews its results: set return_temp_files=true, or use SaveImage instead of PreviewImage."
         return NoOutputsError(f"The workflow ran but saved no files. Output nodes that ran: {names}.", fix=fix)
 
-    def _reset_dirs(self) -> None:
+    def _reset_dirs(self, *, create: bool = True) -> None:
         s = self.settings
         for folder in (s.input_dir, s.output_dir, s.temp_dir, s.results_dir, s.runtime_dir / "incoming"):
-            empty_dir(folder)
+            if create or folder.is_dir():
+                empty_dir(folder)
 
 
 def empty_dir(folder: Path) -> None:

@@ -10,9 +10,9 @@ The README's settings table lists each variable below; keep the two in step
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,49 +75,78 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _choices(*choices: str) -> Callable[[Mapping[str, str], str, str], str]:
+    return lambda env, name, default: _choice(env, name, default, choices)
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, "").strip() or default
+
+
+def _words(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Space separated (CW_COMFYUI_EXTRA_ARGS)."""
+    return tuple(env.get(name, "").split()) or default
+
+
+def _paths(env: Mapping[str, str], name: str, default: tuple[Path, ...]) -> tuple[Path, ...]:
+    """os.pathsep separated (CW_EXTRA_MODEL_PATHS)."""
+    found = tuple(Path(p).expanduser().resolve() for p in env.get(name, "").split(os.pathsep) if p.strip())
+    return found or default
+
+
+def _items(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma separated (CW_WARM_WEIGHTS)."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip()) or default
+
+
+def _setting(env_name: str, default: Any, read: Callable[[Mapping[str, str], str, Any], Any], **options: Any) -> Any:
+    """A field read from ``env_name`` by ``read``; its default is written here once."""
+    return field(default=default, metadata={"env": env_name, "read": read}, **options)
+
+
 COMFYUI_LOG_LEVELS = ("none", "error", "warning", "info", "all")
 OUTPUT_METADATA = ("workflow", "none")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """All tunables. Field comments name the environment variable."""
+    """All tunables; each field names its environment variable and holds its one default."""
 
     # --- ComfyUI install and process -------------------------------------
-    comfyui_dir: Path  # CW_COMFYUI_DIR
-    runtime_dir: Path  # CW_RUNTIME_DIR (input/ output/ temp/ results/ and logs)
-    host: str = "127.0.0.1"  # CW_COMFYUI_HOST
-    port: int = 0  # CW_COMFYUI_PORT (0 = pick a free port)
-    boot_timeout_s: float = 180.0  # CW_BOOT_TIMEOUT
-    force_cpu: bool = False  # CW_FORCE_CPU
-    extra_args: tuple[str, ...] = ()  # CW_COMFYUI_EXTRA_ARGS (space separated)
-    extra_model_paths: tuple[Path, ...] = ()  # CW_EXTRA_MODEL_PATHS (extra_model_paths YAML files, ':' separated)
-    comfyui_log_level: str = "info"  # CW_COMFYUI_LOG_LEVEL (which of ComfyUI's own lines reach our log)
-    comfyui_log_max_bytes: int = 20 * 1024**2  # CW_COMFYUI_LOG_MAX_BYTES (runtime/comfyui.log, then one .1)
+    comfyui_dir: Path = _setting("CW_COMFYUI_DIR", REPO_ROOT / "ComfyUI", _path)
+    runtime_dir: Path = _setting("CW_RUNTIME_DIR", REPO_ROOT / "runtime", _path)  # input/ output/ temp/ results/, logs
+    host: str = _setting("CW_COMFYUI_HOST", "127.0.0.1", _text)
+    port: int = _setting("CW_COMFYUI_PORT", 0, _int)  # 0 = pick a free port
+    boot_timeout_s: float = _setting("CW_BOOT_TIMEOUT", 180.0, _float)
+    force_cpu: bool = _setting("CW_FORCE_CPU", False, _bool)
+    extra_args: tuple[str, ...] = _setting("CW_COMFYUI_EXTRA_ARGS", (), _words)
+    extra_model_paths: tuple[Path, ...] = _setting("CW_EXTRA_MODEL_PATHS", (), _paths)  # extra_model_paths YAML files
+    comfyui_log_level: str = _setting("CW_COMFYUI_LOG_LEVEL", "info", _choices(*COMFYUI_LOG_LEVELS))  # ComfyUI's lines we log
+    comfyui_log_max_bytes: int = _setting("CW_COMFYUI_LOG_MAX_BYTES", 20 * 1024**2, _bytes)  # comfyui.log, then one .1
 
     # --- a prediction ----------------------------------------------------
-    prediction_timeout_s: float = 1800.0  # CW_PREDICTION_TIMEOUT
-    stall_timeout_s: float = 600.0  # CW_STALL_TIMEOUT (no progress event of our prompt)
-    output_metadata: str = "workflow"  # CW_OUTPUT_METADATA (what returned images embed: workflow | none)
+    prediction_timeout_s: float = _setting("CW_PREDICTION_TIMEOUT", 1800.0, _float)
+    stall_timeout_s: float = _setting("CW_STALL_TIMEOUT", 600.0, _float)  # no progress event of our prompt
+    output_metadata: str = _setting("CW_OUTPUT_METADATA", "workflow", _choices(*OUTPUT_METADATA))  # what images embed
 
     # --- weights ---------------------------------------------------------
-    manifest_path: Path = REPO_ROOT / "weights_manifest.json"  # CW_WEIGHTS_MANIFEST
-    weights_dir: Path = REPO_ROOT / ".cache" / "weights"  # CW_WEIGHTS_DIR
-    weights_budget_bytes: int = 0  # CW_WEIGHTS_BUDGET (0 = no limit)
-    download_connections: int = 8  # CW_DOWNLOAD_CONNECTIONS (ranged parts per file)
-    download_parallel_files: int = 4  # CW_DOWNLOAD_PARALLEL_FILES
-    download_timeout_s: float = 30.0  # CW_DOWNLOAD_TIMEOUT (per request, connect and read)
-    warm_weights: tuple[str, ...] = ()  # CW_WARM_WEIGHTS (manifest names or folder=URL, comma separated)
-    hf_token: str = field(default="", repr=False)  # HF_TOKEN
-    civitai_token: str = field(default="", repr=False)  # CIVITAI_API_TOKEN
+    manifest_path: Path = _setting("CW_WEIGHTS_MANIFEST", REPO_ROOT / "weights_manifest.json", _path)
+    weights_dir: Path = _setting("CW_WEIGHTS_DIR", REPO_ROOT / ".cache" / "weights", _path)
+    weights_budget_bytes: int = _setting("CW_WEIGHTS_BUDGET", 0, _bytes)  # 0 = no limit
+    download_connections: int = _setting("CW_DOWNLOAD_CONNECTIONS", 8, _int)  # ranged parts per file
+    download_parallel_files: int = _setting("CW_DOWNLOAD_PARALLEL_FILES", 4, _int)
+    download_timeout_s: float = _setting("CW_DOWNLOAD_TIMEOUT", 30.0, _float)  # per request, connect and read
+    warm_weights: tuple[str, ...] = _setting("CW_WARM_WEIGHTS", (), _items)  # manifest names or folder=URL
+    hf_token: str = _setting("HF_TOKEN", "", _text, repr=False)
+    civitai_token: str = _setting("CIVITAI_API_TOKEN", "", _text, repr=False)
 
     # --- inputs ----------------------------------------------------------
-    allow_private_urls: bool = False  # CW_ALLOW_PRIVATE_URLS
-    max_input_bytes: int = 2 * 1024**3  # CW_MAX_INPUT_BYTES (download and extraction total)
-    max_archive_files: int = 10_000  # CW_MAX_ARCHIVE_FILES
-    max_compression_ratio: float = 200.0  # CW_MAX_COMPRESSION_RATIO
-    url_timeout_s: float = 30.0  # CW_URL_TIMEOUT
-    url_total_timeout_s: float = 300.0  # CW_URL_TOTAL_TIMEOUT (a whole input download)
+    allow_private_urls: bool = _setting("CW_ALLOW_PRIVATE_URLS", False, _bool)
+    max_input_bytes: int = _setting("CW_MAX_INPUT_BYTES", 2 * 1024**3, _bytes)  # download and extraction total
+    max_archive_files: int = _setting("CW_MAX_ARCHIVE_FILES", 10_000, _int)
+    max_compression_ratio: float = _setting("CW_MAX_COMPRESSION_RATIO", 200.0, _float)
+    url_timeout_s: float = _setting("CW_URL_TIMEOUT", 30.0, _float)
+    url_total_timeout_s: float = _setting("CW_URL_TOTAL_TIMEOUT", 300.0, _float)  # a whole input download
 
     @property
     def input_dir(self) -> Path:
@@ -141,46 +170,12 @@ class Settings:
         return self.runtime_dir / "comfyui.log"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Each field from its environment variable (named in the field), else the field's default."""
         env = os.environ if env is None else env
-        return cls(
-            comfyui_dir=_path(env, "CW_COMFYUI_DIR", REPO_ROOT / "ComfyUI"),
-            runtime_dir=_path(env, "CW_RUNTIME_DIR", REPO_ROOT / "runtime"),
-            host=env.get("CW_COMFYUI_HOST", "").strip() or "127.0.0.1",
-            port=_int(env, "CW_COMFYUI_PORT", 0),
-            boot_timeout_s=_float(env, "CW_BOOT_TIMEOUT", 180.0),
-            force_cpu=_bool(env, "CW_FORCE_CPU", False),
-            extra_args=tuple(env.get("CW_COMFYUI_EXTRA_ARGS", "").split()),
-            extra_model_paths=tuple(
-                Path(p).expanduser().resolve() for p in env.get("CW_EXTRA_MODEL_PATHS", "").split(os.pathsep) if p.strip()
-            ),
-            comfyui_log_level=_choice(env, "CW_COMFYUI_LOG_LEVEL", "info", COMFYUI_LOG_LEVELS),
-            comfyui_log_max_bytes=_bytes(env, "CW_COMFYUI_LOG_MAX_BYTES", 20 * 1024**2),
-            prediction_timeout_s=_float(env, "CW_PREDICTION_TIMEOUT", 1800.0),
-            stall_timeout_s=_float(env, "CW_STALL_TIMEOUT", 600.0),
-            output_metadata=_choice(env, "CW_OUTPUT_METADATA", "workflow", OUTPUT_METADATA),
-            manifest_path=_path(env, "CW_WEIGHTS_MANIFEST", REPO_ROOT / "weights_manifest.json"),
-            weights_dir=_path(env, "CW_WEIGHTS_DIR", REPO_ROOT / ".cache" / "weights"),
-            weights_budget_bytes=_bytes(env, "CW_WEIGHTS_BUDGET", 0),
-            download_connections=_int(env, "CW_DOWNLOAD_CONNECTIONS", 8),
-            download_parallel_files=_int(env, "CW_DOWNLOAD_PARALLEL_FILES", 4),
-            download_timeout_s=_float(env, "CW_DOWNLOAD_TIMEOUT", 30.0),
-            warm_weights=tuple(item.strip() for item in env.get("CW_WARM_WEIGHTS", "").split(",") if item.strip()),
-            hf_token=env.get("HF_TOKEN", "").strip(),
-            civitai_token=env.get("CIVITAI_API_TOKEN", "").strip(),
-            allow_private_urls=_bool(env, "CW_ALLOW_PRIVATE_URLS", False),
-            max_input_bytes=_bytes(env, "CW_MAX_INPUT_BYTES", 2 * 1024**3),
-            max_archive_files=_int(env, "CW_MAX_ARCHIVE_FILES", 10_000),
-            max_compression_ratio=_float(env, "CW_MAX_COMPRESSION_RATIO", 200.0),
-            url_timeout_s=_float(env, "CW_URL_TIMEOUT", 30.0),
-            url_total_timeout_s=_float(env, "CW_URL_TOTAL_TIMEOUT", 300.0),
-        )
+        return cls(**{f.name: f.metadata["read"](env, f.metadata["env"], f.default) for f in fields(cls)})
 
 
 def setting_names() -> list[str]:
-    """The environment variables Settings reads, in order (for the README table's test)."""
-    import inspect
-    import re
-
-    source = inspect.getsource(Settings.from_env)
-    return list(dict.fromkeys(re.findall(r'"((?:CW|HF|CIVITAI)_[A-Z0-9_]+)"', source)))
+    """The environment variables Settings reads, in field order (for the README table's test)."""
+    return [f.metadata["env"] for f in fields(Settings)]

@@ -49,7 +49,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import DownloadError, PredictionInterruptedError, PredictionTimeoutError, UnsafeInputError, redact
 
-log = logging.getLogger("comfyui_wrapper.urls")
+log = logging.getLogger(__name__)
 
 # Cloud metadata endpoints that are not covered by the address rules below.
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "metadata.azure.internal"}

@@ -14,11 +14,13 @@ import copy
 import json
 import random
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UIFormatError, WorkflowError
+from .object_info import input_spec, spec_options
 
 Workflow = dict[str, dict[str, Any]]
 
@@ -34,9 +36,17 @@ def is_link(value: Any) -> bool:
     )
 
 
+def meta_title(node: Any) -> str | None:
+    """The title the user gave a node (``_meta.title``), or None; any shape of node is accepted."""
+    meta = node.get("_meta") if isinstance(node, Mapping) else None
+    title = meta.get("title") if isinstance(meta, Mapping) else None
+    return title if isinstance(title, str) and title else None
+
+
 def node_title(workflow: Workflow, node_id: str) -> str:
+    """What to call a node in a message: its title, else its class."""
     node = workflow.get(node_id) or {}
-    return (node.get("_meta") or {}).get("title") or str(node.get("class_type", "?"))
+    return meta_title(node) or str(node.get("class_type", "?"))
 
 
 def describe_node(workflow: Workflow, node_id: str) -> str:
@@ -113,10 +123,16 @@ def parse_workflow(text: str) -> dict[str, Any]:
 
 
 def is_ui_format(data: Any) -> bool:
-    """UI-format JSON (what Save writes) has a node list and links instead of node ids."""
-    from .ui_format import is_ui_format as detect
-
-    return detect(data)
+    """UI-format JSON (what Save writes: a ``nodes`` list plus ``links``), not an API prompt (node ids)."""
+    if not isinstance(data, Mapping):
+        return False
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list):
+        return False
+    if "links" in data:
+        return True
+    # version 1 exports may omit "links" when empty; an API prompt never has a list under "nodes".
+    return "version" in data or "last_node_id" in data or "state" in data
 
 
 def ui_format_error() -> UIFormatError:
@@ -127,15 +143,6 @@ def ui_format_error() -> UIFormatError:
             "(older versions: the 'Save (API Format)' button) and send that file instead."
         ),
     )
-
-
-def convert_if_ui(data: dict[str, Any], object_info: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """UI-format JSON becomes API format (exactly as ComfyUI's frontend would); API format passes as is."""
-    if not is_ui_format(data):
-        return data, False
-    from .ui_format import convert
-
-    return convert(data, object_info), True
 
 
 def check_shape(data: dict[str, Any]) -> Workflow:
@@ -171,7 +178,7 @@ def check_shape(data: dict[str, Any]) -> Workflow:
 def output_nodes(workflow: Workflow, object_info: dict[str, Any]) -> list[str]:
     """Node ids whose class is an output node, in output order."""
     ids = [nid for nid, node in workflow.items()
-           if (object_info.get(node.get("class_type")) or {}).get("output_node")]
+           if (object_info.get(str(node.get("class_type"))) or {}).get("output_node")]
     return sorted(ids, key=node_order_key)
 
 
@@ -352,12 +359,10 @@ def literal_seeds(workflow: Workflow) -> list[tuple[str, str]]:
 
 
 def seed_range(object_info: dict[str, Any], class_type: str, input_name: str) -> tuple[int, int]:
-    definition = (object_info.get(class_type) or {}).get("input") or {}
-    for section in ("required", "optional"):
-        spec = (definition.get(section) or {}).get(input_name)
-        if isinstance(spec, list) and len(spec) > 1 and isinstance(spec[1], dict):
-            options = spec[1]
-            low = int(options.get("min", 0))
-            high = int(options.get("max", _MAX_SEED))
-            return max(low, 0), max(min(high, _MAX_SEED), max(low, 0))
+    spec = input_spec(object_info, class_type, input_name)
+    if spec is not None and len(spec) > 1 and isinstance(spec[1], dict):
+        options = spec_options(spec)
+        low = int(options.get("min", 0))
+        high = int(options.get("max", _MAX_SEED))
+        return max(low, 0), max(min(high, _MAX_SEED), max(low, 0))
     return 0, 2**32 - 1  # unknown node: a range every seed input accepts

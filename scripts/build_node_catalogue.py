@@ -5,7 +5,7 @@ Install-time step (run once per image build, after install_comfyui.py). The
 data comes from comfyui-manager 4.3's extension-node-map.json, read from the
 pinned, checksummed wheel by manager_catalogue.py; the manager itself is never
 installed. The output is the compact format that
-comfyui_wrapper/node_catalogue.py reads lazily when a workflow names a node
+comfyui_wrapper/nodes/catalogue.py reads lazily when a workflow names a node
 class this ComfyUI does not have.
 
 Standard library only (it runs in the Docker build before the project is copied).

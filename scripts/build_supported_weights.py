@@ -18,7 +18,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from comfyui_wrapper.manifest import Manifest, WeightSpec  # noqa: E402
+from comfyui_wrapper.weights.manifest import Manifest, WeightSpec  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generated_file import write_or_check  # noqa: E402
 

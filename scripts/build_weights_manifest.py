@@ -34,8 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from comfyui_wrapper.manifest import Manifest, WeightSpec  # noqa: E402
 from generated_file import write_or_check  # noqa: E402
+
+from comfyui_wrapper.weights.manifest import Manifest, WeightSpec  # noqa: E402
 
 DEFAULT_SOURCE = Path("/work/shared/sources/any-comfyui-workflow-weights.json")
 DEFAULT_OUTPUT = REPO_ROOT / "weights_manifest.json"
@@ -113,7 +114,7 @@ def build(source_path: Path, model_list: list[dict[str, Any]]) -> dict[str, Any]
 
     # name -> (folder, url); the source lists two names twice in one category.
     entries: dict[str, tuple[str, str]] = {}
-    for category, info in source["categories"].items():
+    for info in source["categories"].values():
         for name in info["names"]:
             url = pattern.format(cdn_dir=info["cdn_dir"], name=name)
             value = (info["comfyui_folder"], url)

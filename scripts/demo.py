@@ -28,7 +28,7 @@ def main() -> int:
             "CW_WEIGHTS_DIR": str(work / "weights"),
             "CW_ALLOW_PRIVATE_URLS": "1",
         })
-        from comfyui_wrapper.__main__ import main as cli
+        from comfyui_wrapper.cli import main as cli
 
         return cli(["run", str(cpu_sized_example(work)), *sys.argv[1:]])
 

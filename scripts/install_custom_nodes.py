@@ -582,7 +582,7 @@ _CANNOT = re.compile(r"Cannot import (?P<path>.+?) module for custom nodes: (?P<
 def parse_import_log(text: str) -> dict[str, dict[str, Any]]:
     """{folder: {"seconds", "imported", "reason"}} from ComfyUI's custom-node import summary.
 
-    The runtime's richer parser is comfyui_wrapper.custom_nodes.report_failed_imports;
+    The runtime's richer parser is comfyui_wrapper.nodes.packs.report_failed_imports;
     this one is kept to the standard library because the image build runs it
     before the project is copied in.
     """

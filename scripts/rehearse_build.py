@@ -57,10 +57,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-import yaml  # noqa: E402
-
 import build_image_wheel  # noqa: E402
 import check_cog_static  # noqa: E402
+import yaml  # noqa: E402
 
 # Absolute paths of the image that a run: command or an ENV may name, mapped under the root.
 IMAGE_PATHS = ("/opt", "/src", "/tmp", "/root", "/usr/local")

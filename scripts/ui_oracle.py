@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record what ComfyUI's own frontend makes of UI-format workflows (the oracle).
 
-``comfyui_wrapper.ui_format.convert`` must turn a UI workflow into exactly the
+``comfyui_wrapper.ui.convert.convert`` must turn a UI workflow into exactly the
 API prompt that the frontend's "Save (API format)" writes. The only faithful
 reference is the frontend itself, so this script:
 

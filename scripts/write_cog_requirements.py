@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_image_wheel import OUT as IMAGE_WHEEL  # noqa: E402
 from generated_file import write_or_check  # noqa: E402
@@ -24,7 +25,7 @@ OUT = REQ_DIR / "cog.txt"
 # Test-only packages stay out of the image.
 # cog and coglet come with the Cog build itself.
 DEV_ONLY = {"cog", "coglet", "pytest", "pytest-timeout", "hypothesis", "iniconfig", "pluggy", "sortedcontainers", "playwright",
-            "greenlet", "pyee", "tree-sitter", "tree-sitter-python"}
+            "greenlet", "pyee", "tree-sitter", "tree-sitter-python", "ruff", "mypy", "mypy_extensions"}
 
 
 def pins() -> list[str]:

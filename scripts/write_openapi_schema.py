@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generated_file import write_or_check  # noqa: E402
 

@@ -36,3 +36,13 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowRunner]
 def run_workflow(runner: WorkflowRunner, workflow: dict | str, **options: Any):
     text = workflow if isinstance(workflow, str) else json.dumps(workflow)
     return runner.run(RunRequest(workflow_json=text, **options))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses the booted ComfyUI (the ``runner`` fixture) or lives in tests/e2e/ must be
+    marked e2e, so `pytest -m "not e2e"` never boots ComfyUI."""
+    unmarked = [item.nodeid for item in items
+                if item.get_closest_marker("e2e") is None
+                and ("runner" in getattr(item, "fixturenames", ()) or "/e2e/" in f"/{item.nodeid}")]
+    if unmarked:
+        raise pytest.UsageError("tests that boot ComfyUI without @pytest.mark.e2e:\n" + "\n".join(unmarked))

@@ -115,8 +115,8 @@ def big_png(path: Path, size: int) -> Path:
 # One row per attack: what is tried, what is sent, and the refusal expected. The row shape is the
 # one tests/support/hostile_urls.py uses for URL attacks, so the two tables read (and merge) as one.
 # ``payload`` is data, or a callable that builds it (given a folder). ``where`` says which test
-# drives the row: "unit" (tests/test_inputs_hostile.py, no ComfyUI) or "e2e" (the bad-input
-# matrix in tests/test_bad_inputs.py, which holds the first 44 rows, by its own ids).
+# drives the row: "unit" (tests/unit/inputs/test_hostile.py, no ComfyUI) or "e2e" (the bad-input
+# matrix in tests/e2e/test_bad_inputs.py, which holds the first 44 rows, by its own ids).
 
 
 @dataclass(frozen=True)
@@ -316,9 +316,9 @@ HOSTILE_WORKFLOW_TEXTS: list[HostileCase] = [
 
 def all_tables() -> dict[str, list[HostileCase]]:
     """Every unit-driven table of hostile cases, by name: this module's and the URL table
-    (tests/support/hostile_urls.py, exercised by tests/test_urls.py)."""
+    (tests/support/hostile_urls.py, exercised by tests/unit/test_urls.py)."""
     from tests.support.hostile_urls import HOSTILE_URLS
 
-    urls = [HostileCase(attack, url, error, note="tests/test_urls.py") for attack, url, error in HOSTILE_URLS]
+    urls = [HostileCase(attack, url, error, note="tests/unit/test_urls.py") for attack, url, error in HOSTILE_URLS]
     return {"paths": HOSTILE_PATHS, "archives": HOSTILE_ARCHIVES, "input_files": HOSTILE_INPUT_FILES,
             "workflow_texts": HOSTILE_WORKFLOW_TEXTS, "urls": urls}

@@ -2,7 +2,7 @@
 
 Each row: (attack, url, expected error class). ``FAKE_DNS`` is what names
 resolve to while the table is exercised (patched in-process: no lookup and no
-traffic leaves the machine). tests/test_urls.py runs every row through
+traffic leaves the machine). tests/unit/test_urls.py runs every row through
 ``urls.check_url`` and a selection through every fetcher.
 """
 

@@ -1,0 +1,1 @@
+"""A prediction's input files: archives, placement into input/, workflow URLs, references, path confinement."""

@@ -1,0 +1,1 @@
+"""Custom node packs (custom_nodes.json, failed imports, checks) and the node -> pack catalogue."""

@@ -1,0 +1,1 @@
+"""Model weights: manifest, refs (weights a workflow names), declared (properties.models), folders (the map), cache, download."""

@@ -43,13 +43,10 @@ import logging
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -57,33 +54,14 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from install_custom_nodes import compile_bytecode, parse_import_log  # noqa: E402
 
+from bench import overhead  # noqa: E402
 from comfyui_wrapper.runner import WorkflowRunner  # noqa: E402
-from comfyui_wrapper.server.process import cuda_present, free_port  # noqa: E402
 from comfyui_wrapper.settings import Settings  # noqa: E402
 
 
 def bare_boot(settings: Settings) -> float:
     """ComfyUI without any pack, until its API answers."""
-    port = free_port()
-    args = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
-            "--disable-all-custom-nodes", "--input-directory", str(settings.input_dir),
-            "--output-directory", str(settings.output_dir), "--temp-directory", str(settings.runtime_dir)]
-    if not cuda_present():
-        args.append("--cpu")
-    began = time.perf_counter()
-    process = subprocess.Popen(args, cwd=settings.comfyui_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while process.poll() is None:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/system_stats", timeout=1).status_code == 200:
-                    return time.perf_counter() - began
-            except requests.RequestException:
-                pass
-            time.sleep(0.02)
-        raise SystemExit("bare ComfyUI exited before answering")
-    finally:
-        process.terminate()
-        process.wait()
+    return overhead.bare_boot(settings, "--disable-all-custom-nodes")
 
 
 def drop_bytecode(custom_nodes: Path) -> None:

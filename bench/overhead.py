@@ -93,23 +93,26 @@ def bench_predictions(runs: int) -> None:
     print(f"  overhead (median of paired differences) {paired:+.2f} ms; ratio ours/bare {ours_ms / bare_ms:.3f}")
 
 
-def bare_boot(settings: Settings) -> float:
+def bare_boot(settings: Settings, *extra_args: str) -> float:
+    """Seconds until a bare ComfyUI (no wrapper) answers its API; ``extra_args`` go to its main.py."""
     port = free_port()
     args = [sys.executable, str(settings.comfyui_dir / "main.py"), "--listen", "127.0.0.1", "--port", str(port),
             "--disable-auto-launch", "--input-directory", str(settings.input_dir),
-            "--output-directory", str(settings.output_dir), "--temp-directory", str(settings.runtime_dir)]
+            "--output-directory", str(settings.output_dir), "--temp-directory", str(settings.runtime_dir),
+            *extra_args]
     if not cuda_present():
         args.append("--cpu")
     began = time.perf_counter()
     process = subprocess.Popen(args, cwd=settings.comfyui_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while True:
+        while process.poll() is None:
             try:
                 if requests.get(f"http://127.0.0.1:{port}/system_stats", timeout=1).status_code == 200:
                     return time.perf_counter() - began
             except requests.RequestException:
                 pass
             time.sleep(0.02)
+        raise SystemExit("bare ComfyUI exited before answering")
     finally:
         process.terminate()
         process.wait()

@@ -43,7 +43,7 @@ from .inputs.place import _is_upload_input as is_upload_input
 from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import PackSpec, nodes_by_pack
-from .object_info import input_spec, node_inputs
+from .object_info import combo_choices, input_spec, node_inputs, spec_options
 from .outputs import OUTPUT_FORMATS
 from .plan import Plan
 from .weights.refs import apply_rewrites
@@ -154,7 +154,7 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
             f"Its inputs: {_node_inputs_listing(workflow, flag.node_id, object_info)}.",
             fix="Use one of the input names listed; only literal (not linked) ones can be exposed.",
             node_id=flag.node_id, input_name=flag.input_name)
-    options: dict[str, Any] = spec[1] if spec and len(spec) > 1 and isinstance(spec[1], dict) else {}
+    options = spec_options(spec)
     value = inputs.get(flag.input_name, options.get("default"))
     if wf.is_link(value):
         raise ModelInputError(
@@ -168,7 +168,7 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     if is_upload_input(options):
         return ModelInput(flag.name, flag.node_id, flag.input_name, "Path", _one_line(description))
     if isinstance(kind, list) or kind == "COMBO":
-        choices = list(kind) if isinstance(kind, list) else list(options.get("options") or [])
+        choices = combo_choices(spec) or []
         if value is not None and value not in choices:
             choices.append(value)
         if not choices:
@@ -278,8 +278,7 @@ def suggest_inputs(workflow: wf.Workflow, object_info: Mapping[str, Any]) -> lis
     for node_id in order:
         class_type = workflow[node_id]["class_type"]
         for name in workflow[node_id].get("inputs", {}):
-            spec = input_spec(object_info, class_type, name) or []
-            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            options = spec_options(input_spec(object_info, class_type, name))
             if is_upload_input(options) and literal(node_id, name):
                 found.append(("video" if options.get("video_upload") else
                               "audio" if options.get("audio_upload") else "image", node_id, name))

@@ -14,12 +14,23 @@ from typing import Any
 SECTIONS = ("required", "optional")
 
 
+def class_info(object_info: Any, class_type: str) -> Mapping[str, Any] | None:
+    """What /object_info says of one node class, or None when the class is unknown or malformed."""
+    info = object_info.get(class_type) if isinstance(object_info, Mapping) else None
+    return info if isinstance(info, Mapping) else None
+
+
+def _declared(object_info: Any, class_type: str) -> Mapping[str, Any] | None:
+    info = class_info(object_info, class_type)
+    declared = info.get("input") if info is not None else None
+    return declared if isinstance(declared, Mapping) else None
+
+
 def node_inputs(object_info: Any, class_type: str) -> dict[str, Any]:
     """Input name -> spec for the required, then optional, inputs a class declares ({} if unknown)."""
-    info = object_info.get(class_type) if isinstance(object_info, Mapping) else None
-    declared = info.get("input") if isinstance(info, Mapping) else None
+    declared = _declared(object_info, class_type)
     specs: dict[str, Any] = {}
-    if isinstance(declared, Mapping):
+    if declared is not None:
         for section in SECTIONS:
             entries = declared.get(section)
             if isinstance(entries, Mapping):
@@ -54,6 +65,25 @@ def is_multiline_text(spec: Any) -> bool:
 
 
 def has_hidden_inputs(object_info: Any, class_type: str) -> bool:
-    info = object_info.get(class_type) if isinstance(object_info, Mapping) else None
-    declared = info.get("input") if isinstance(info, Mapping) else None
-    return isinstance(declared, Mapping) and bool(declared.get("hidden"))
+    """The class takes hidden inputs (PROMPT, EXTRA_PNGINFO, UNIQUE_ID...): ComfyUI fills them per prompt."""
+    declared = _declared(object_info, class_type)
+    return declared is not None and bool(declared.get("hidden"))
+
+
+def is_output_node(object_info: Any, class_type: str) -> bool:
+    """The class is an output node (ComfyUI runs the graph backwards from these)."""
+    info = class_info(object_info, class_type)
+    return info is not None and bool(info.get("output_node"))
+
+
+def combo_choices(spec: Any) -> list[Any] | None:
+    """The choices of a combo input in either of ComfyUI's spellings (``[[a, b]]`` or
+    ``["COMBO", {"options": [a, b]}]``), or None when the input is not a combo or lists none."""
+    if not isinstance(spec, (list, tuple)) or not spec:
+        return None
+    if isinstance(spec[0], list):
+        return list(spec[0])
+    if spec[0] == "COMBO":
+        options = spec_options(spec).get("options")
+        return list(options) if isinstance(options, list) else None
+    return None

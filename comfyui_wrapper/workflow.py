@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UIFormatError, WorkflowError
-from .object_info import input_spec, spec_options
+from .object_info import (
+    class_info,
+    combo_choices,
+    has_hidden_inputs,
+    input_spec,
+    is_output_node,
+    node_inputs,
+    spec_options,
+)
 
 Workflow = dict[str, dict[str, Any]]
 
@@ -177,8 +185,7 @@ def check_shape(data: dict[str, Any]) -> Workflow:
 
 def output_nodes(workflow: Workflow, object_info: dict[str, Any]) -> list[str]:
     """Node ids whose class is an output node, in output order."""
-    ids = [nid for nid, node in workflow.items()
-           if (object_info.get(str(node.get("class_type"))) or {}).get("output_node")]
+    ids = [nid for nid, node in workflow.items() if is_output_node(object_info, str(node.get("class_type")))]
     return sorted(ids, key=node_order_key)
 
 
@@ -215,12 +222,11 @@ def pure_nodes(
     """
     pure: set[str] = set()
     for node_id, node in workflow.items():
-        class_type = node.get("class_type", "")
-        info = object_info.get(class_type) or {}
-        declared = info.get("input") or {}
-        if not info or info.get("output_node") or declared.get("hidden"):
+        class_type = str(node.get("class_type", ""))
+        if (class_info(object_info, class_type) is None or is_output_node(object_info, class_type)
+                or has_hidden_inputs(object_info, class_type)):
             continue
-        specs = {**(declared.get("required") or {}), **(declared.get("optional") or {})}
+        specs = node_inputs(object_info, class_type)
         literals = {name: value for name, value in (node.get("inputs") or {}).items() if not is_link(value)}
         if not any(folder_for(class_type, name) for name in specs):
             continue
@@ -240,10 +246,8 @@ def _pure_literal(class_type: str, name: str, value: Any, spec: Any,
         parts = value.split("/")
         return bool(value) and not value.startswith("/") and "\\" not in value and ".." not in parts \
             and not names_prediction_data(value)
-    choices = spec[0] if isinstance(spec, (list, tuple)) and spec else None
-    if isinstance(choices, str) and choices == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
-        choices = spec[1].get("options")
-    return isinstance(choices, list) and value in choices and "/" not in value and "\\" not in value \
+    choices = combo_choices(spec)
+    return choices is not None and value in choices and "/" not in value and "\\" not in value \
         and not names_prediction_data(value)
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import UnknownWeightError, WorkflowError, redact
 from ..filetypes import has_model_extension
-from ..object_info import input_spec, is_multiline_text
+from ..object_info import combo_choices, input_spec, is_multiline_text
 from ..urls import is_http_url
 from ..workflow import is_link
 from .manifest import Manifest, WeightSpec
@@ -174,18 +174,6 @@ class WeightRefs:
 # --- reading node definitions ------------------------------------------------------
 
 
-def _combo_options(spec: Any) -> list[Any] | None:
-    """The choices of a combo input, in either of ComfyUI's two spellings."""
-    if not isinstance(spec, (list, tuple)) or not spec:
-        return None
-    if isinstance(spec[0], list):
-        return spec[0]
-    if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
-        options = spec[1].get("options")
-        return options if isinstance(options, list) else None
-    return None
-
-
 def _folder_from_options(options: Iterable[Any], manifest: Manifest) -> str | None:
     """The folder a combo reads, judged by the manifest weights among its choices."""
     counts: dict[str, int] = {}
@@ -234,7 +222,7 @@ def find_weights(
             stripped = value.strip()
             if not stripped or "\n" in stripped or is_multiline_text(spec_in):
                 continue
-            options = _combo_options(spec_in)
+            options = combo_choices(spec_in)
             model_input = folder is not None or (
                 options is not None and any(isinstance(o, str) and has_model_extension(o) for o in options))
             if is_http_url(stripped):

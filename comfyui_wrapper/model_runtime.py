@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import re
 import tarfile
 import tempfile
@@ -29,12 +28,13 @@ from typing import Any, Mapping
 from . import workflow as wf
 from .errors import UnknownWeightError, WorkflowError
 from .inputs.place import check_input_origin, forget_cog_download
+from .logs import get_logger
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings
 from .weights.cache import EnsureReport, WeightCache
 from .weights.manifest import Manifest, WeightSpec
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WORKFLOW_FILE = "workflow_api.json"
 WEIGHTS_FILE = "weights.json"

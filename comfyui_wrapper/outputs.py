@@ -24,7 +24,6 @@ re-encoded without metadata if it is an image, or reported in the log.
 from __future__ import annotations
 
 import json
-import logging
 import mmap
 import os
 import shutil
@@ -35,9 +34,10 @@ from typing import Any, Iterable
 from PIL import Image, PngImagePlugin
 
 from .errors import OutputFormatError
+from .logs import get_logger
 from .workflow import node_order_key
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 CONVERTIBLE = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}

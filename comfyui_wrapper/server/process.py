@@ -34,12 +34,13 @@ from typing import BinaryIO, Sequence
 import requests
 
 from ..errors import ComfyUIStartError
+from ..logs import get_logger
 from ..settings import Settings
 from .progress import COMFYUI_LEVELS, ComfyLogClassifier, comfy_display_line
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 COMFYUI_CHANNEL = "comfyui_wrapper.comfyui"  # ComfyUI's own lines, one fixed logger whatever module relays them
-comfy_log = logging.getLogger(COMFYUI_CHANNEL)
+comfy_log = get_logger(COMFYUI_CHANNEL)
 
 
 class ServerState(enum.Enum):

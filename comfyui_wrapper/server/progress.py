@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import PrintableArgs, printable
+from ..logs import get_logger
 from ..workflow import Workflow, node_order_key, node_title
 from .client import RunEvent
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 _PACKAGE_LOG = logging.getLogger("comfyui_wrapper")  # every module logs below it; its handler is ours
 
 
@@ -74,7 +75,7 @@ def configure_logging(verbose: bool = False) -> None:
     if not _PACKAGE_LOG.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.addFilter(PrintableArgs())  # user-chosen values in log arguments: one line each, no escapes
+        handler.addFilter(PrintableArgs())  # each logger has it (logs.get_logger); here too for any other child
         _PACKAGE_LOG.addHandler(handler)
         _PACKAGE_LOG.propagate = False
     _PACKAGE_LOG.setLevel(logging.DEBUG if verbose else logging.INFO)

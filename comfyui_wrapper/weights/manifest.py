@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ManifestError
+from ..errors import ManifestError, redacted_repr
 
 SCHEMA_VERSION = 1
 ARCHIVE_KINDS = ("file", "tar")
@@ -45,6 +45,7 @@ _REQUIRED = {"name", "folder", "url", "archive"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class WeightSpec:
     """One weight: where ComfyUI looks for it and where to fetch it from."""

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from ..errors import UnknownWeightError, WorkflowError, redact
+from ..errors import UnknownWeightError, WorkflowError, redact, redacted_repr
 from ..filetypes import has_model_extension
 from ..object_info import input_spec, is_multiline_text
 from ..urls import is_http_url
@@ -107,6 +107,7 @@ class WeightRef:
         return self.spec.name
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class UrlRef:
     """An http(s) URL in a model-loader input: download into ``folder``, then rewrite."""
@@ -125,6 +126,7 @@ class UnknownWeight:
     reason: str = "is neither in the weights manifest nor present on disk"
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class Rewrite:
     """Replace a value in one node input.

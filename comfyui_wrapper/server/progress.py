@@ -21,7 +21,7 @@ from ..workflow import Workflow, node_order_key, node_title
 from .client import RunEvent
 
 log = get_logger(__name__)
-_PACKAGE_LOG = logging.getLogger("comfyui_wrapper")  # every module logs below it; its handler is ours
+_PACKAGE_LOG = get_logger("comfyui_wrapper")  # every module logs below it; its handler is ours
 
 
 # ComfyUI's own lines, by what a user watching a prediction needs to see.

@@ -200,6 +200,22 @@ class UIFormatError(WorkflowError):
     missing_classes: list[str] | None = None
 
 
+class GraphError(UIFormatError):
+    """The UI graph breaks a rule the frontend throws on (a link to a missing node, a subgraph that
+    contains itself...). Raised inside ui/ with the bare reason and the graph node it concerns;
+    ui/convert.py raises it again with the whole message, naming the node."""
+
+    default_fix = (
+        "Repair the connection in ComfyUI and save again, or export it in API format instead "
+        "(Workflow > Export (API)) and send that file."
+    )
+
+    node: Any = None  # the ui.graph Node the reason is about, while inside ui/ (node_id names it after)
+
+    def __init__(self, message: str, node: Any = None, **fields: Any) -> None:
+        super().__init__(message, node=node, **fields)
+
+
 class UnknownNodeError(WorkflowError):
     """The workflow uses node classes this ComfyUI does not have."""
 

@@ -37,7 +37,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -56,6 +56,7 @@ _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "met
 MAX_REDIRECTS = 5
 
 _T = TypeVar("_T")
+AbortReason = Literal["deadline", "cancel"]  # why a Scope stopped its downloads
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$")
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$")
 _FORBIDDEN_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
@@ -102,7 +103,7 @@ class Target:
     """
 
     raw_url: str = field(repr=False)  # the prepared URL requests sends: send it, never show it
-    scheme: str  # "http" or "https"
+    scheme: Literal["http", "https"]
     host: str  # lower case, no brackets, no trailing dot: what the connection is made to
     port: int
 
@@ -173,7 +174,7 @@ def parse_target(url: str) -> Target:
             or port != (split_port or (443 if scheme == "https" else 80)):
         raise _refuse(url, "URL parsers disagree about its host or port")
     _check_host_form(url, host)
-    return Target(raw_url=prepared.url or url, scheme=scheme, host=host, port=port)
+    return Target(raw_url=prepared.url or url, scheme="https" if scheme == "https" else "http", host=host, port=port)
 
 
 def _check_host_form(url: str, host: str) -> None:
@@ -289,7 +290,7 @@ class Scope:
         self.deadline = deadline  # time.monotonic() value, None = no deadline
         self.what = what
         self.aborted = threading.Event()
-        self.reason: str | None = None  # "deadline" or "cancel"
+        self.reason: AbortReason | None = None
         self._lock = threading.Lock()
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._callbacks: list[Callable[[], None]] = []
@@ -313,7 +314,7 @@ class Scope:
         if self.aborted.is_set():
             callback()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: AbortReason) -> None:
         """Stop everything: blocked reads end at once (their sockets are shut down)."""
         with self._lock:
             if self.reason is None:

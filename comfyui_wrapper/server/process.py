@@ -233,7 +233,7 @@ class ComfyUIServer:
         assert process.stdout is not None
         rotating = _RotatingFile(log_file, self.settings.log_path, self.settings.comfyui_log_max_bytes)
         classifier = ComfyLogClassifier()
-        threshold = COMFYUI_LEVELS.get(self.settings.comfyui_log_level, logging.INFO)
+        threshold = COMFYUI_LEVELS[self.settings.comfyui_log_level]
         show_all = self.settings.comfyui_log_level == "all"
         try:
             for raw in iter(process.stdout.readline, b""):

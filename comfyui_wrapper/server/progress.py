@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from ..errors import PrintableArgs, printable
 from ..logs import get_logger
+from ..settings import ComfyLogLevel
 from ..workflow import Workflow, node_order_key, node_title
 from .client import RunEvent
 
@@ -33,7 +34,7 @@ _INFO_LINE = re.compile(r"^(Requested to load|loaded (completely|partially)|Load
                         r"Total VRAM|Device:|Set vram state|pytorch version|ComfyUI version|"
                         r"Import times for custom nodes|\s+[\d.]+ seconds.*:|Unloading|Memory summary|"
                         r"Processing interrupted|Starting server|To see the GUI)", re.IGNORECASE)
-COMFYUI_LEVELS = {"none": 100, "error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO,
+COMFYUI_LEVELS: dict[ComfyLogLevel, int] = {"none": 100, "error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO,
                   "all": logging.DEBUG}
 
 

@@ -23,7 +23,7 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from ..errors import UnknownWeightError, WorkflowError, redact, redacted_repr
 from ..filetypes import has_model_extension
@@ -139,7 +139,7 @@ class Rewrite:
     input_name: str
     old: str
     new: str
-    kind: str = "value"
+    kind: Literal["value", "embedding"] = "value"
 
 
 @dataclass(frozen=True)

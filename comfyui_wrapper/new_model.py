@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from . import workflow as wf
-from .errors import MissingInputError, ModelInputError
+from .errors import MissingInputError, ModelInputError, redact
 
 # One definition of an upload-style input (the frontend's upload button), shared with input checking.
 from .inputs.place import _is_upload_input as is_upload_input
@@ -422,7 +422,7 @@ def render_readme(name: str, inputs: Sequence[ModelInput], weights: Sequence[dic
     table = "\n".join(f"| `{i.name}` | {i.py_type} | {_md(i.description)} | node {i.node_id} `{i.input_name}` |"
                       for i in inputs)
     weight_lines = [f"- `{w['folder']}/{w['name']}`" + (f" ({w['size']} bytes)" if w.get("size") else "")
-                    for w in weights] + [f"- `{u['folder']}/` from {u['url']}" for u in urls]
+                    for w in weights] + [f"- `{u['folder']}/` from {redact(u['url'])}" for u in urls]  # the README may be published
     build = ("python bake_weights.py   # fetches the weights into .cache/weights, which the image then carries\n"
              "scripts/cog_build.sh -t my-model" if bake else "scripts/cog_build.sh -t my-model")
     return f"""# {name}

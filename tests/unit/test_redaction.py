@@ -210,6 +210,15 @@ def test_provenance_shares_urls_without_their_secrets(tmp_path: Path) -> None:
     assert_clean(text)
 
 
+def test_a_generated_models_readme_names_urls_without_their_secrets() -> None:
+    """new-model keeps the raw URL in weights.json (its setup fetches it) but not in the README it writes."""
+    from comfyui_wrapper.new_model import render_readme
+
+    text = render_readme("m", [], [], [{"url": USERINFO_URL, "folder": "loras"}], [], False, "a workflow")
+    assert "example.com/m.safetensors" in text
+    assert_clean(text)
+
+
 # --- log lines ---------------------------------------------------------------------------------
 
 

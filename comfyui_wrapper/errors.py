@@ -104,9 +104,9 @@ class PrintableArgs:
             record.args = {k: _printable_arg(v) for k, v in args.items()}
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed call: logging reports it when the handler formats it
-            return True
-        record.msg, record.args = redact(message), None
+        except Exception:  # noqa: BLE001 - a malformed call (arguments that do not fit): still one safe line
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg, record.args = redact(message), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
         if record.stack_info:

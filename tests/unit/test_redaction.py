@@ -241,9 +241,12 @@ def test_every_kind_of_log_line_is_redacted(lines) -> None:
     assert_clean(text)
 
 
-def test_a_malformed_log_call_is_left_to_logging() -> None:
-    record = logging.LogRecord("comfyui_wrapper.x", logging.INFO, __file__, 1, "%d items", ("many",), None)
-    assert PrintableArgs().filter(record) is True  # no exception out of the filter; the handler reports it
+def test_a_malformed_log_call_still_gives_one_safe_line() -> None:
+    record = logging.LogRecord("comfyui_wrapper.x", logging.INFO, __file__, 1, "%d items from %s",
+                               ("many", USERINFO_URL), None)
+    assert PrintableArgs().filter(record) is True  # no exception out of the filter, nor out of the handler
+    assert "%d items" in record.getMessage() and "example.com" in record.getMessage()
+    assert_clean(record.getMessage())
 
 
 def test_every_package_logger_carries_the_filter() -> None:

@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 from .errors import WrapperError
+from .logs import get_logger
 from .outputs import OUTPUT_FORMATS
 from .runner import RunRequest, WorkflowRunner
 from .server.process import COMFYUI_CHANNEL
 from .server.progress import configure_logging
 from .settings import Settings
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def _read_workflow(value: str) -> str:

@@ -10,21 +10,49 @@ library can still catch them sensibly. Extra fields (``node_id``, ``url``,
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 # Any query parameter whose name mentions a secret (token, hf_token, X-Amz-Security-Token, api_key, sig...).
+# The value runs to the next parameter or the end of the URL (white space, or a quote just before it:
+# a message's own quotes around a URL are kept; a quote inside a URL is never followed by a space).
 _SECRET_QUERY = re.compile(
-    r"(?i)([?&][^=&#\s]*(?:token|key|secret|sig|auth|password|passwd|credential|session)[^=&#\s]*=)[^&#\s]+"
+    r"(?i)([?&][^=&#\s]*(?:token|key|secret|sig|auth|password|passwd|credential|session)[^=&#\s]*=)"
+    r"[^&#\s]+?(?=['\"]?(?:\s|$)|[&#])"
 )
-_USERINFO = re.compile(r"(?i)(https?://)[^/@\s:]+:[^/@\s]+@")
+# Userinfo of any scheme (ftp://user:password@, https://token@): everything before the '@' of the authority.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]+@")
 
 
 def redact(text: str) -> str:
-    """Hide secrets that URLs carry (query tokens, user:password@)."""
+    """Hide secrets that URLs carry (query tokens, user:password@).
+
+    Errors (message, fix, ``url``) and log lines (PrintableArgs) call it
+    themselves; call it by hand only for text that leaves by another way: what
+    is written to disk (the cache index, provenance.json) or returned (the plan).
+    """
     text = _SECRET_QUERY.sub(r"\1***", text)
     return _USERINFO.sub(r"\1***@", text)
+
+
+_C = TypeVar("_C", bound=type)
+
+
+def redacted_repr(cls: _C) -> _C:
+    """Class decorator (after @dataclass): repr() and str() with URL secrets hidden.
+
+    For the values that hold a raw URL (they must, to send it): formatting one
+    into a message, a log line or a debugger never shows its token.
+    """
+    shown: Callable[[object], str] = getattr(cls, "__repr__")  # noqa: B009 - the unbound method
+
+    def __repr__(self: object) -> str:
+        return redact(shown(self))
+
+    cls.__repr__ = __repr__  # type: ignore[assignment]
+    return cls
 
 
 # Bidirectional overrides and isolates reorder what a terminal shows (a name can
@@ -55,20 +83,44 @@ def printable(value: object, limit: int = 300) -> str:
 
 
 class PrintableArgs:
-    """A logging filter: every text argument of a record goes through printable().
+    """A logging filter: the one place log lines are made safe to show.
 
     Log calls pass user-chosen values as arguments (``log.info("Output: %s",
-    path)``); escaping them here covers every such line at once. The format
-    string itself is ours and keeps its newlines.
+    path)``): every text argument (and an exception's message) goes through
+    printable(), so it stays one line without escapes; the format string itself
+    is ours and keeps its newlines. Then the whole line, and a traceback if the
+    record carries one, goes through redact(): a URL's query token or
+    ``user:password@`` never reaches a log, however the URL got into the line
+    (an argument, an f-string, a requests exception's text). So log calls pass
+    raw values and never redact by hand. Installed on every logger of the
+    package by logs.get_logger().
     """
 
-    def filter(self, record: object) -> bool:
-        args = getattr(record, "args", None)
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
         if isinstance(args, tuple):
-            record.args = tuple(printable(a, 2000) if isinstance(a, (str, PurePath)) else a for a in args)  # type: ignore[attr-defined]
+            record.args = tuple(_printable_arg(a) for a in args)
         elif isinstance(args, dict):
-            record.args = {k: printable(v, 2000) if isinstance(v, (str, PurePath)) else v for k, v in args.items()}  # type: ignore[attr-defined]
+            record.args = {k: _printable_arg(v) for k, v in args.items()}
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed call (arguments that do not fit): still one safe line
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg, record.args = redact(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+_FORMATTER = logging.Formatter()
+
+
+def _printable_arg(value: object) -> object:
+    if isinstance(value, (str, PurePath, BaseException)):
+        return printable(value, 2000)
+    return value
 
 
 # An absolute POSIX path not inside a URL or a relative name: what a traceback or an
@@ -92,8 +144,9 @@ class WrapperError(Exception):
     Each class declares its fields as annotated class attributes (default None); the
     constructor takes only declared ones, so a misspelt field fails where it is raised,
     and a reader gets ``error.weights`` rather than ``getattr(error, "weights", [])``.
-    Where the problem is (``node_id``, ``input_name``, ``url``) any error may carry; a URL
-    is always kept redacted.
+    Where the problem is (``node_id``, ``input_name``, ``url``) any error may carry. URL
+    secrets (query tokens, ``user:password@``) are hidden here, in the message, the fix
+    and ``url``: raise with raw URLs, never redact by hand.
     """
 
     default_fix = "See the message above."
@@ -106,8 +159,8 @@ class WrapperError(Exception):
         unknown = sorted(set(fields) - self.declared_fields())
         if unknown:
             raise TypeError(f"{type(self).__name__} declares no field {', '.join(unknown)}")
-        if isinstance(fields.get("url"), str):
-            fields["url"] = redact(fields["url"])
+        if fields.get("url") is not None:
+            fields["url"] = redact(str(fields["url"]))  # a str, or a value that holds one (urls.Target)
         self.message = redact(message)
         self.fix = redact(fix or self.default_fix)
         self.fields = fields
@@ -145,6 +198,22 @@ class UIFormatError(WorkflowError):
 
     class_type: str | None = None
     missing_classes: list[str] | None = None
+
+
+class GraphError(UIFormatError):
+    """The UI graph breaks a rule the frontend throws on (a link to a missing node, a subgraph that
+    contains itself...). Raised inside ui/ with the bare reason and the graph node it concerns;
+    ui/convert.py raises it again with the whole message, naming the node."""
+
+    default_fix = (
+        "Repair the connection in ComfyUI and save again, or export it in API format instead "
+        "(Workflow > Export (API)) and send that file."
+    )
+
+    node: Any = None  # the ui.graph Node the reason is about, while inside ui/ (node_id names it after)
+
+    def __init__(self, message: str, node: Any = None, **fields: Any) -> None:
+        super().__init__(message, node=node, **fields)
 
 
 class UnknownNodeError(WorkflowError):

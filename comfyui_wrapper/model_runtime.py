@@ -18,28 +18,32 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import re
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from . import workflow as wf
 from .errors import UnknownWeightError, WorkflowError
 from .inputs.place import check_input_origin, forget_cog_download
+from .logs import get_logger
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings
 from .weights.cache import EnsureReport, WeightCache
 from .weights.manifest import Manifest, WeightSpec
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WORKFLOW_FILE = "workflow_api.json"
 WEIGHTS_FILE = "weights.json"
-PATH_KIND = "path"
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+# "value": the input is set to the value; "path": the value is a file, placed in input/ and its name set.
+ExposedKind = Literal["value", "path"]
+PATH_KIND: ExposedKind = "path"
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Exposed:
 
     node_id: str
     input_name: str
-    kind: str = "value"  # "value" or "path" (a file placed in input/, its name set in the workflow)
+    kind: ExposedKind = "value"
 
 
 def load_weights_listing(path: Path, manifest: Manifest) -> tuple[list[WeightSpec], list[tuple[str, str]]]:
@@ -85,7 +89,8 @@ def fetch_listed_weights(cache: WeightCache, manifest: Manifest, listing: Path) 
 class WorkflowModel:
     """A fixed workflow with named inputs, run by a WorkflowRunner."""
 
-    def __init__(self, folder: Path, exposed: Mapping[str, tuple[str, ...]], settings: Settings | None = None) -> None:
+    def __init__(self, folder: Path, exposed: Mapping[str, tuple[str, str, ExposedKind]],
+                 settings: Settings | None = None) -> None:
         self.folder = Path(folder)
         self.workflow: wf.Workflow = wf.check_shape(
             wf.parse_workflow((self.folder / WORKFLOW_FILE).read_text(encoding="utf-8")))

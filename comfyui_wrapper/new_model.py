@@ -33,14 +33,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from . import workflow as wf
-from .errors import MissingInputError, ModelInputError
+from .errors import MissingInputError, ModelInputError, redact
 
 # One definition of an upload-style input (the frontend's upload button), shared with input checking.
 from .inputs.place import _is_upload_input as is_upload_input
-from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE
+from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE, ExposedKind
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import PackSpec, nodes_by_pack
 from .object_info import combo_choices, input_spec, node_inputs, spec_options
@@ -73,6 +73,9 @@ class InputFlag:
         return f"--input {self.name}={self.node_id}.{self.input_name}"
 
 
+PyType = Literal["int", "float", "str", "bool", "Path"]  # the annotation an exposed input gets in predict.py
+
+
 @dataclass(frozen=True)
 class ModelInput:
     """An exposed input, typed: what predict.py declares for it."""
@@ -80,7 +83,7 @@ class ModelInput:
     name: str
     node_id: str
     input_name: str
-    py_type: str  # "int" | "float" | "str" | "bool" | "Path"
+    py_type: PyType
     description: str
     default: Any = None  # None for Path inputs (required)
     ge: float | int | None = None
@@ -88,7 +91,7 @@ class ModelInput:
     choices: tuple[Any, ...] | None = None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> ExposedKind:
         return PATH_KIND if self.py_type == "Path" else "value"
 
 
@@ -173,7 +176,7 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
             choices.append(value)
         if not choices:
             return _plain(flag, description, value, "str")
-        py_type = "str" if all(isinstance(c, str) for c in choices) else _python_type(value, flag)
+        py_type: PyType = "str" if all(isinstance(c, str) for c in choices) else _python_type(value, flag)
         return ModelInput(flag.name, flag.node_id, flag.input_name, py_type, _one_line(description), value,
                           choices=tuple(choices))
     if kind in ("INT", "FLOAT"):
@@ -196,14 +199,20 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     return _plain(flag, description, value, _python_type(value, flag))
 
 
-def _plain(flag: InputFlag, description: str, value: Any, py_type: str) -> ModelInput:
+def _plain(flag: InputFlag, description: str, value: Any, py_type: PyType) -> ModelInput:
     return ModelInput(flag.name, flag.node_id, flag.input_name, py_type, _one_line(description), value)
 
 
-def _python_type(value: Any, flag: InputFlag) -> str:
-    for py_type, kinds in (("bool", (bool,)), ("int", (int,)), ("float", (float,)), ("str", (str,))):
-        if isinstance(value, kinds):
-            return py_type
+def _python_type(value: Any, flag: InputFlag) -> PyType:
+    # bool before int: True is an int too.
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
     raise ModelInputError(
         f"--input {flag.name}: the value of {flag.node_id}.{flag.input_name} is a {type(value).__name__}, "
         "which has no Cog type.", fix="Expose a number, text, boolean, choice or file input.",
@@ -412,7 +421,7 @@ def render_readme(name: str, inputs: Sequence[ModelInput], weights: Sequence[dic
     table = "\n".join(f"| `{i.name}` | {i.py_type} | {_md(i.description)} | node {i.node_id} `{i.input_name}` |"
                       for i in inputs)
     weight_lines = [f"- `{w['folder']}/{w['name']}`" + (f" ({w['size']} bytes)" if w.get("size") else "")
-                    for w in weights] + [f"- `{u['folder']}/` from {u['url']}" for u in urls]
+                    for w in weights] + [f"- `{u['folder']}/` from {redact(u['url'])}" for u in urls]  # the README may be published
     build = ("python bake_weights.py   # fetches the weights into .cache/weights, which the image then carries\n"
              "scripts/cog_build.sh -t my-model" if bake else "scripts/cog_build.sh -t my-model")
     return f"""# {name}

@@ -24,26 +24,27 @@ re-encoded without metadata if it is an image, or reported in the log.
 from __future__ import annotations
 
 import json
-import logging
 import mmap
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, get_args
 
 from PIL import Image, PngImagePlugin
 
 from .errors import OutputFormatError
+from .logs import get_logger
 from .workflow import node_order_key
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
-OUTPUT_FORMATS = ("webp", "jpg", "png")
+OutputFormat = Literal["webp", "jpg", "png"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
+FileKind = Literal["output", "temp"]  # the ComfyUI folder a file was written to
 CONVERTIBLE = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 _PIL_FORMAT = {"webp": "WEBP", "jpg": "JPEG", "png": "PNG"}
 _SAME = {"webp": {".webp"}, "jpg": {".jpg", ".jpeg"}, "png": {".png"}}
-METADATA_CHOICES = ("workflow", "none")
 _EXIF_MODEL = 0x0110  # where ComfyUI puts "prompt:<json>" in a webp's EXIF
 
 
@@ -53,17 +54,18 @@ class ProducedFile:
 
     path: Path
     node_id: str | None  # None: found on disk, not reported by any node
-    kind: str  # "output" | "temp"
+    kind: FileKind
 
 
-def check_format(output_format: str, output_quality: int) -> str:
+def check_format(output_format: str, output_quality: int) -> OutputFormat:
     fmt = (output_format or "").strip().lower()
     fmt = "jpg" if fmt == "jpeg" else fmt
-    if fmt not in OUTPUT_FORMATS:
-        raise OutputFormatError(f"output_format {output_format!r} is not one of webp, jpg, png.")
+    known = next((f for f in OUTPUT_FORMATS if f == fmt), None)
+    if known is None:
+        raise OutputFormatError(f"output_format {output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}.")
     if isinstance(output_quality, bool) or not isinstance(output_quality, int) or not 0 <= output_quality <= 100:
         raise OutputFormatError(f"output_quality {output_quality!r} must be a whole number from 0 to 100.")
-    return fmt
+    return known
 
 
 def _reported(ui_output: dict[str, Any]) -> Iterable[dict[str, Any]]:

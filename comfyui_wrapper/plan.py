@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from . import workflow as wf
 from .errors import CacheBudgetError, PreflightError, UnknownNodeError, WorkflowError, WrapperError, redact
@@ -34,6 +34,11 @@ from .weights.refs import Rewrite, UrlRef, WeightRefs, find_weights
 PLAN_SCHEMA_VERSION = 1
 
 
+WeightStatus = Literal["cached", "download", "url", "unknown"]  # a weight the workflow names, in the plan
+InputKind = Literal["file", "directory"]  # what an input reference names in input/
+UrlPurpose = Literal["input", "weight"]  # what a URL in the workflow is fetched as
+
+
 @dataclass(frozen=True)
 class WeightItem:
     node_id: str
@@ -41,7 +46,7 @@ class WeightItem:
     input_name: str
     name: str
     folder: str | None
-    status: str  # "cached" | "download" | "url" | "unknown"
+    status: WeightStatus
     size: int | None = None  # bytes to download (exact or estimated), when known
     url: str | None = None
     suggestions: tuple[str, ...] = ()
@@ -53,7 +58,7 @@ class InputItem:
     class_type: str
     input_name: str
     path: str
-    kind: str  # "file" | "directory"
+    kind: InputKind
     present: bool
 
 
@@ -62,7 +67,7 @@ class UrlItem:
     node_id: str
     input_name: str
     url: str  # secrets redacted
-    purpose: str  # "input" | "weight"
+    purpose: UrlPurpose
 
 
 @dataclass
@@ -229,7 +234,7 @@ def _plan_weights(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
     counted: set[str] = set()
     for ref in refs.weights:
         spec = ref.spec
-        status = "cached" if spec.name in cached else "download"
+        status: WeightStatus = "cached" if spec.name in cached else "download"
         size = None if status == "cached" else (spec.size or spec.estimated_size)
         plan.weights.append(WeightItem(ref.where.node_id, ref.where.class_type, ref.where.input_name, spec.name,
                                        ref.folder, status, size, redact(spec.url)))
@@ -296,7 +301,8 @@ def _plan_inputs(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
         plan.errors.append(error)
         return
     plan.input_refs = refs
-    plan.inputs = [InputItem(r.node_id, r.class_type, r.input_name, r.relative_path, r.kind, r.exists) for r in refs]
+    plan.inputs = [InputItem(r.node_id, r.class_type, r.input_name, r.relative_path,
+                             "directory" if r.kind == "directory" else "file", r.exists) for r in refs]
     missing = missing_inputs_error(refs, ctx.input_dir)
     if missing is not None:
         plan.errors.append(missing)

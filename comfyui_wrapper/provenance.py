@@ -33,7 +33,7 @@ def _read_json(path: Path) -> Any:
 def shareable_workflow(workflow: Workflow, container_dirs: Iterable[Path]) -> Workflow:
     """The workflow as it ran, fit to hand back: no run tokens, and no absolute container paths
     (a path under one of ``container_dirs``, such as input/, becomes relative to it, which is
-    how the user named the file)."""
+    how the user named the file), and no URL secrets."""
     roots = sorted((str(Path(d)).rstrip("/") + "/" for d in container_dirs), key=len, reverse=True)
     clean = strip_run_tokens(workflow)
     for node in clean.values():
@@ -41,8 +41,8 @@ def shareable_workflow(workflow: Workflow, container_dirs: Iterable[Path]) -> Wo
         if not isinstance(inputs, dict):
             continue
         for name, value in inputs.items():
-            if isinstance(value, str):
-                inputs[name] = next((value[len(root):] for root in roots if value.startswith(root)), value)
+            if isinstance(value, str):  # a URL left in an input keeps no token: this file is made to be shared
+                inputs[name] = redact(next((value[len(root):] for root in roots if value.startswith(root)), value))
     return clean
 
 

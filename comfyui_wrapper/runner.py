@@ -10,7 +10,6 @@ left ready (or restarted by the next run).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -46,6 +45,7 @@ from .inputs.place import (
     resolve_input_source,
     upload_name,
 )
+from .logs import get_logger
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import (
     ImportFailure,
@@ -72,7 +72,7 @@ from .weights.manifest import Manifest, WeightSpec
 from .weights.refs import apply_rewrites, core_folder_for, rewrites_for_urls
 from .weights.warm import WarmUp
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # How the weight cache names the folder of a weight given by URL.
 _URL_HASH_DIR = re.compile(f"[0-9a-f]{{{URL_HASH_CHARS}}}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping, get_args
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,8 +104,10 @@ def _setting(env_name: str, default: Any, read: Callable[[Mapping[str, str], str
     return field(default=default, metadata={"env": env_name, "read": read}, **options)
 
 
-COMFYUI_LOG_LEVELS = ("none", "error", "warning", "info", "all")
-OUTPUT_METADATA = ("workflow", "none")
+ComfyLogLevel = Literal["none", "error", "warning", "info", "all"]  # which of ComfyUI's own lines we log
+OutputMetadata = Literal["workflow", "none"]  # what returned images embed
+COMFYUI_LOG_LEVELS: tuple[ComfyLogLevel, ...] = get_args(ComfyLogLevel)
+OUTPUT_METADATA: tuple[OutputMetadata, ...] = get_args(OutputMetadata)
 
 
 @dataclass(frozen=True)
@@ -121,13 +123,13 @@ class Settings:
     force_cpu: bool = _setting("CW_FORCE_CPU", False, _bool)
     extra_args: tuple[str, ...] = _setting("CW_COMFYUI_EXTRA_ARGS", (), _words)
     extra_model_paths: tuple[Path, ...] = _setting("CW_EXTRA_MODEL_PATHS", (), _paths)  # extra_model_paths YAML files
-    comfyui_log_level: str = _setting("CW_COMFYUI_LOG_LEVEL", "info", _choices(*COMFYUI_LOG_LEVELS))  # ComfyUI's lines we log
+    comfyui_log_level: ComfyLogLevel = _setting("CW_COMFYUI_LOG_LEVEL", "info", _choices(*COMFYUI_LOG_LEVELS))  # ComfyUI's lines we log
     comfyui_log_max_bytes: int = _setting("CW_COMFYUI_LOG_MAX_BYTES", 20 * 1024**2, _bytes)  # comfyui.log, then one .1
 
     # --- a prediction ----------------------------------------------------
     prediction_timeout_s: float = _setting("CW_PREDICTION_TIMEOUT", 1800.0, _float)
     stall_timeout_s: float = _setting("CW_STALL_TIMEOUT", 600.0, _float)  # no progress event of our prompt
-    output_metadata: str = _setting("CW_OUTPUT_METADATA", "workflow", _choices(*OUTPUT_METADATA))  # what images embed
+    output_metadata: OutputMetadata = _setting("CW_OUTPUT_METADATA", "workflow", _choices(*OUTPUT_METADATA))  # what images embed
 
     # --- weights ---------------------------------------------------------
     manifest_path: Path = _setting("CW_WEIGHTS_MANIFEST", REPO_ROOT / "weights_manifest.json", _path)

@@ -31,14 +31,13 @@ Why it is built this way:
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import socket
 import threading
 import time
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -48,14 +47,16 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import DownloadError, PredictionInterruptedError, PredictionTimeoutError, UnsafeInputError, redact
+from .logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Cloud metadata endpoints that are not covered by the address rules below.
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "metadata.azure.internal"}
 MAX_REDIRECTS = 5
 
 _T = TypeVar("_T")
+AbortReason = Literal["deadline", "cancel"]  # why a Scope stopped its downloads
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$")
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$")
 _FORBIDDEN_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
@@ -93,10 +94,16 @@ def is_http_url(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """A URL as the HTTP client will send it: the only parse any decision is taken from."""
+    """A URL as the HTTP client will send it: the only parse any decision is taken from.
 
-    url: str  # the prepared URL requests sends
-    scheme: str  # "http" or "https"
+    It holds the raw URL (``raw_url``, secrets included) because that is what
+    is sent; only the request and the cache key read it. ``str()``, ``repr()``
+    and ``shown`` give the URL with its secrets hidden, so formatting a Target
+    into any text cannot leak a token.
+    """
+
+    raw_url: str = field(repr=False)  # the prepared URL requests sends: send it, never show it
+    scheme: Literal["http", "https"]
     host: str  # lower case, no brackets, no trailing dot: what the connection is made to
     port: int
 
@@ -107,11 +114,17 @@ class Target:
     @property
     def shown(self) -> str:
         """The URL for messages and logs: secrets hidden, the host contacted visible."""
-        return redact(self.url)
+        return redact(self.raw_url)
+
+    def __str__(self) -> str:
+        return self.shown
+
+    def __repr__(self) -> str:
+        return f"Target({self.shown!r}, host={self.host!r}, port={self.port})"
 
 
 def _refuse(url: str, reason: str, fix: str = "Give a plain http(s) URL: scheme://host[:port]/path?query.") -> UnsafeInputError:
-    return UnsafeInputError(f"URL {redact(url)!r} is refused: {reason}.", fix=fix, url=redact(url))
+    return UnsafeInputError(f"URL {url!r} is refused: {reason}.", fix=fix, url=url)
 
 
 def _normal_host(host: str) -> str:
@@ -128,8 +141,8 @@ def parse_target(url: str) -> Target:
     scheme = split.scheme.lower()
     if scheme not in ("http", "https"):
         raise UnsafeInputError(
-            f"URL {redact(url)!r} uses the scheme {split.scheme or '(none)'!r}; only http and https are fetched.",
-            fix="Give an http:// or https:// URL.", url=redact(url),
+            f"URL {url!r} uses the scheme {split.scheme or '(none)'!r}; only http and https are fetched.",
+            fix="Give an http:// or https:// URL.", url=url,
         )
     if "@" in split.netloc:
         raise _refuse(url, "it carries user information ('user@host'), which can hide the real host",
@@ -161,7 +174,7 @@ def parse_target(url: str) -> Target:
             or port != (split_port or (443 if scheme == "https" else 80)):
         raise _refuse(url, "URL parsers disagree about its host or port")
     _check_host_form(url, host)
-    return Target(url=prepared.url or url, scheme=scheme, host=host, port=port)
+    return Target(raw_url=prepared.url or url, scheme="https" if scheme == "https" else "http", host=host, port=port)
 
 
 def _check_host_form(url: str, host: str) -> None:
@@ -277,7 +290,7 @@ class Scope:
         self.deadline = deadline  # time.monotonic() value, None = no deadline
         self.what = what
         self.aborted = threading.Event()
-        self.reason: str | None = None  # "deadline" or "cancel"
+        self.reason: AbortReason | None = None
         self._lock = threading.Lock()
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._callbacks: list[Callable[[], None]] = []
@@ -301,7 +314,7 @@ class Scope:
         if self.aborted.is_set():
             callback()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: AbortReason) -> None:
         """Stop everything: blocked reads end at once (their sockets are shut down)."""
         with self._lock:
             if self.reason is None:
@@ -472,7 +485,7 @@ def new_session(scope: Scope | None = None) -> PinnedSession:
 def next_hop(current: Target, response: requests.Response) -> str:
     """The absolute URL a redirect points to (parsed and checked by the caller, like any URL)."""
     location = response.headers.get("location", "")
-    return urljoin(current.url, location.strip())
+    return urljoin(current.raw_url, location.strip())
 
 
 def open_url(
@@ -497,7 +510,7 @@ def open_url(
         sent = {"Accept-Encoding": "identity", **((headers or {}) if current.origin == first.origin else {})}
         try:
             response = session.request(
-                method, current.url, headers=sent, stream=stream, allow_redirects=False,
+                method, current.raw_url, headers=sent, stream=stream, allow_redirects=False,
                 timeout=(policy.timeout_s, policy.timeout_s),
             )
         except requests.Timeout:
@@ -515,10 +528,10 @@ def open_url(
             response.close()
             current = session.checked(next_hop(current, response), policy)
             continue
-        log.info("Fetching %s from host %s (%s).", redact(url), current.host,
+        log.info("Fetching %s from host %s (%s).", url, current.host,
                  session.pins.get((current.host, current.port), "?"))
         return response, current
-    raise DownloadError(f"URL {redact(url)!r} redirected more than {MAX_REDIRECTS} times.", url=redact(url))
+    raise DownloadError(f"URL {url!r} redirected more than {MAX_REDIRECTS} times.", url=url)
 
 
 def refuse_encoding(response: requests.Response, target: Target, what: str) -> None:
@@ -571,8 +584,8 @@ class BodyDeadline:
         self._timer.cancel()
         if self.expired:
             raise DownloadError(
-                f"URL {redact(self.url)!r} took longer than {self.limit:g} s to download.",
-                fix="Host the file somewhere faster, or raise CW_URL_TOTAL_TIMEOUT.", url=redact(self.url),
+                f"URL {self.url!r} took longer than {self.limit:g} s to download.",
+                fix="Host the file somewhere faster, or raise CW_URL_TOTAL_TIMEOUT.", url=self.url,
             ) from None
 
 

@@ -46,7 +46,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import (
     InputFileError,
@@ -122,7 +122,10 @@ class ExtractResult:
     total_bytes: int = 0
 
 
-def archive_kind(path: Path, name: str | None = None) -> str | None:
+ArchiveFormat = Literal["zip", "tar"]
+
+
+def archive_kind(path: Path, name: str | None = None) -> ArchiveFormat | None:
     """'zip', 'tar' or None, from the content first and the name second.
 
     Content wins because uploads often lose their names (Cog hands over
@@ -638,7 +641,7 @@ def _move_into_place(staging: Path, result: ExtractResult, input_dir: Path) -> N
     _merge(staging, input_dir)
 
 
-def extract_archive(archive: Path, input_dir: Path, limits: InputLimits, *, kind: str | None = None) -> ExtractResult:
+def extract_archive(archive: Path, input_dir: Path, limits: InputLimits, *, kind: ArchiveFormat | None = None) -> ExtractResult:
     """Unpack a zip or tar into ``input_dir`` safely; see the module docstring for the rules.
 
     ``kind`` ('zip' or 'tar') skips detection. Raises UnsafeInputError for a

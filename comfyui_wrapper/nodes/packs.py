@@ -26,7 +26,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from ..errors import ManifestError, UnknownNodeError
 from ..workflow import meta_title, node_order_key
@@ -284,6 +284,12 @@ def setup_report(
 # --- checking a workflow -------------------------------------------------------------
 
 
+# Why a node cannot run: its class is refused here, its pack failed to import, is not installed, needs a
+# newer version, is not shipped, is in ComfyUI but not this one (core_other), or no pack is known.
+ProblemKind = Literal["unsupported", "failed_import", "not_installed", "newer_version", "not_shipped",
+                      "core_other", "unknown"]
+
+
 @dataclass(frozen=True)
 class NodeProblem:
     """Why one node of a workflow cannot run here."""
@@ -291,7 +297,7 @@ class NodeProblem:
     node_id: str
     class_type: str
     title: str | None
-    kind: str  # unsupported | failed_import | not_installed | newer_version | not_shipped | core_other | unknown
+    kind: ProblemKind
     detail: str
     pack: str | None = None
     repo: str | None = None

@@ -12,7 +12,6 @@ Event order to remember: ``execution_success`` can arrive before the final
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,9 +27,10 @@ from ..errors import (
     hide_server_paths,
     printable,
 )
+from ..logs import get_logger
 from ..workflow import node_title
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # The events that show our prompt moving: only these reset the stall watchdog. Packs broadcast
 # their own events (system monitors every second, previews...), which say nothing about our run.

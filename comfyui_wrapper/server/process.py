@@ -34,12 +34,13 @@ from typing import BinaryIO, Sequence
 import requests
 
 from ..errors import ComfyUIStartError
+from ..logs import get_logger
 from ..settings import Settings
 from .progress import COMFYUI_LEVELS, ComfyLogClassifier, comfy_display_line
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 COMFYUI_CHANNEL = "comfyui_wrapper.comfyui"  # ComfyUI's own lines, one fixed logger whatever module relays them
-comfy_log = logging.getLogger(COMFYUI_CHANNEL)
+comfy_log = get_logger(COMFYUI_CHANNEL)
 
 
 class ServerState(enum.Enum):
@@ -232,7 +233,7 @@ class ComfyUIServer:
         assert process.stdout is not None
         rotating = _RotatingFile(log_file, self.settings.log_path, self.settings.comfyui_log_max_bytes)
         classifier = ComfyLogClassifier()
-        threshold = COMFYUI_LEVELS.get(self.settings.comfyui_log_level, logging.INFO)
+        threshold = COMFYUI_LEVELS[self.settings.comfyui_log_level]
         show_all = self.settings.comfyui_log_level == "all"
         try:
             for raw in iter(process.stdout.readline, b""):

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import PrintableArgs, printable
+from ..logs import get_logger
+from ..settings import ComfyLogLevel
 from ..workflow import Workflow, node_order_key, node_title
 from .client import RunEvent
 
-log = logging.getLogger(__name__)
-_PACKAGE_LOG = logging.getLogger("comfyui_wrapper")  # every module logs below it; its handler is ours
+log = get_logger(__name__)
+_PACKAGE_LOG = get_logger("comfyui_wrapper")  # every module logs below it; its handler is ours
 
 
 # ComfyUI's own lines, by what a user watching a prediction needs to see.
@@ -32,7 +34,7 @@ _INFO_LINE = re.compile(r"^(Requested to load|loaded (completely|partially)|Load
                         r"Total VRAM|Device:|Set vram state|pytorch version|ComfyUI version|"
                         r"Import times for custom nodes|\s+[\d.]+ seconds.*:|Unloading|Memory summary|"
                         r"Processing interrupted|Starting server|To see the GUI)", re.IGNORECASE)
-COMFYUI_LEVELS = {"none": 100, "error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO,
+COMFYUI_LEVELS: dict[ComfyLogLevel, int] = {"none": 100, "error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO,
                   "all": logging.DEBUG}
 
 
@@ -74,7 +76,7 @@ def configure_logging(verbose: bool = False) -> None:
     if not _PACKAGE_LOG.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.addFilter(PrintableArgs())  # user-chosen values in log arguments: one line each, no escapes
+        handler.addFilter(PrintableArgs())  # each logger has it (logs.get_logger); here too for any other child
         _PACKAGE_LOG.addHandler(handler)
         _PACKAGE_LOG.propagate = False
     _PACKAGE_LOG.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -269,11 +269,12 @@ def _where(node: Node, exec_id: str | None = None) -> str:
     return text + ")"
 
 
-def _graph_error(exc: GraphError) -> UIFormatError:
+def _graph_error(exc: GraphError) -> GraphError:
+    """The reason raised inside the graph, as the user reads it: which node, and how to fix it."""
     node = exc.node
     where = _where(node) if node is not None else "the workflow"
-    return UIFormatError(
-        f"Cannot convert this UI-format workflow: {where}: {exc}.",
+    return GraphError(
+        f"Cannot convert this UI-format workflow: {where}: {exc.message}.",
         fix="Repair the connection in ComfyUI and save again, or " + _FIX_TAIL,
         node_id=node_key(node.id) if node is not None else None,
     )

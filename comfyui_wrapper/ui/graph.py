@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from ..errors import GraphError  # in the family; prompt.py and groupnodes.py raise it from here too
 from .jsvalues import UNDEFINED, is_number, number_to_string, truthy
 from .nodedefs import FRONTEND_ONLY_TITLES, SAVE_NODE_TYPES, NodeDef, NodeDefs, v1_type_name
 from .search_replace import apply_text_replacements
@@ -33,14 +34,6 @@ SUBGRAPH_OUTPUT_ID = -20
 
 MODE_NEVER = 2
 MODE_BYPASS = 4
-
-
-class GraphError(Exception):
-    """Something the frontend would throw on; turned into UIFormatError by convert.py."""
-
-    def __init__(self, message: str, node: "Node | None" = None):
-        super().__init__(message)
-        self.node = node
 
 
 def node_key(node_id: Any) -> str:

@@ -72,7 +72,6 @@ import errno
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import shutil
 import sqlite3
@@ -94,8 +93,10 @@ from ..errors import (
     UnsafeInputError,
     WeightDownloadError,
     redact,
+    redacted_repr,
 )
 from ..filetypes import has_model_extension, sniff_weights
+from ..logs import get_logger
 from ..settings import Settings
 from ..sizes import human_bytes
 from ..urls import Scope, UrlPolicy, parse_target, token_header
@@ -103,7 +104,7 @@ from . import download
 from . import tar as tar_weights
 from .manifest import Manifest, WeightSpec
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 CACHE_DIR = ".cache"
 PROGRESS_EVERY_S = 5.0
@@ -162,6 +163,7 @@ class _Record:
     last_used: float
 
 
+@redacted_repr
 @dataclass
 class _Item:
     """One weight this call needs: a manifest spec, or a URL turned into one."""
@@ -236,8 +238,7 @@ def url_key(url: str) -> str:
     Raises UnsafeInputError for a URL the client could read two ways.
     """
     target = parse_target(url)
-    shown = redact(target.url)
-    material = shown if shown == target.url else "with-credential\0" + target.url
+    material = target.shown if target.shown == target.raw_url else "with-credential\0" + target.raw_url
     return hashlib.sha256(material.encode()).hexdigest()[:URL_HASH_CHARS]
 
 
@@ -792,8 +793,8 @@ class WeightCache:
             except (WeightDownloadError, OSError, tarfile.TarError) as exc:
                 if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise CacheBudgetError(
-                        f"The disk filled up while storing {spec.key} from {redact(url)}.",
-                        filename=spec.name, url=redact(url)) from None
+                        f"The disk filled up while storing {spec.key} from {url}.",
+                        filename=spec.name, url=url) from None
                 failures.append(exc)
                 if len(spec.sources()) > 1:
                     self.log(f"{spec.key}: {str(exc).splitlines()[0]}")
@@ -850,9 +851,9 @@ class WeightCache:
         entry = tar_weights.find_extracted(out, spec.name)
         if entry is None:
             raise WeightDownloadError(
-                f"The archive for {spec.key} from {redact(url)} does not contain {spec.name!r}; "
+                f"The archive for {spec.key} from {url} does not contain {spec.name!r}; "
                 f"it holds {tar_weights.listing(out) or 'nothing'}.",
-                fix="Correct the manifest entry's name or URL.", filename=spec.name, url=redact(url),
+                fix="Correct the manifest entry's name or URL.", filename=spec.name, url=url,
             )
         size, sha256, is_dir = _measure(entry)
         return entry, transferred, size, sha256, is_dir
@@ -861,14 +862,14 @@ class WeightCache:
         """The manifest's size and sha256, when it gives them, for the weight itself."""
         if spec.size is not None and size != spec.size:
             raise ChecksumMismatchError(
-                f"{spec.key} from {redact(url)} is {size} bytes, but the manifest says {spec.size}.",
+                f"{spec.key} from {url} is {size} bytes, but the manifest says {spec.size}.",
                 fix="The file changed upstream or the manifest is wrong: correct the manifest entry.",
-                filename=spec.name, url=redact(url), expected_size=spec.size, actual_size=size)
+                filename=spec.name, url=url, expected_size=spec.size, actual_size=size)
         if spec.sha256 is not None and sha256 != spec.sha256:
             raise ChecksumMismatchError(
-                f"{spec.key} from {redact(url)} has sha256 {sha256}, but the manifest says {spec.sha256}.",
+                f"{spec.key} from {url} has sha256 {sha256}, but the manifest says {spec.sha256}.",
                 fix="Retry once; if it persists, the file changed upstream: correct the manifest entry.",
-                filename=spec.name, url=redact(url), expected_sha256=spec.sha256, actual_sha256=sha256)
+                filename=spec.name, url=url, expected_sha256=spec.sha256, actual_sha256=sha256)
 
     def _all_failed(self, spec: WeightSpec, failures: list[BaseException]) -> BaseException:
         if len(failures) == 1:
@@ -877,7 +878,7 @@ class WeightCache:
         first = failures[0]
         return WeightDownloadError(
             f"Could not download {spec.key} from any of its {len(failures)} sources:\n{lines}",
-            fix=getattr(first, "fix", None), filename=spec.name, url=redact(spec.url))
+            fix=getattr(first, "fix", None), filename=spec.name, url=spec.url)
 
     def _find_record(self, name: str, folder: str | None) -> _Record | None:
         spec = self.manifest.resolve(name)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
+from ..errors import redacted_repr
 from ..urls import is_http_url
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class EmbeddedModel:
     name: str

@@ -86,12 +86,14 @@ from ..errors import (
     WeightDownloadError,
     WrapperError,
     redact,
+    redacted_repr,
 )
 from ..filetypes import filename_from_disposition
+from ..logs import get_logger
 from ..sizes import human_bytes
 from ..urls import MAX_REDIRECTS, PinnedSession, Scope, Target, UrlPolicy, new_session, next_hop
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 MiB = 1024 * 1024
@@ -137,6 +139,7 @@ class Progress:
         return self.total is not None and self.bytes_done >= self.total
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class ProbeResult:
     url: str  # the final URL after redirects
@@ -295,9 +298,9 @@ class _Requester:
         return new_session(self.scope)
 
     def failure(self, reason: str, *, fix: str | None = None, url: str | None = None) -> WeightDownloadError:
-        shown = redact(url or self.url)
+        url = url or self.url
         return WeightDownloadError(
-            f"Downloading {self.name} from {shown} failed: {reason}.", fix=fix, filename=self.name, url=shown,
+            f"Downloading {self.name} from {url} failed: {reason}.", fix=fix, filename=self.name, url=url,
         )
 
     def _check(self, session: requests.Session, url: str) -> Target:
@@ -307,7 +310,7 @@ class _Requester:
             return session.checked(url, self.policy)
         except UnsafeInputError as exc:
             raise UnsafeInputError(
-                f"Refused to download {self.name}: {exc.message}", fix=exc.fix, filename=self.name, url=redact(url),
+                f"Refused to download {self.name}: {exc.message}", fix=exc.fix, filename=self.name, url=url,
             ) from None
         except WrapperError as exc:  # DNS failure and the like
             raise self.failure(exc.message.rstrip("."), fix=exc.fix, url=url) from None
@@ -325,7 +328,7 @@ class _Requester:
             sent = dict(headers, **self.auth) if current.origin == self.origin else headers
             try:
                 response = session.get(
-                    current.url, headers=sent, stream=True, allow_redirects=False,
+                    current.raw_url, headers=sent, stream=True, allow_redirects=False,
                     timeout=(self.timeout_s, self.timeout_s),
                 )
             except requests.Timeout:
@@ -346,7 +349,7 @@ class _Requester:
                     raise self.failure(
                         f"{current.host} sent the file with Content-Encoding {encoding[:20]!r} although an unencoded "
                         "file was asked for; encoded weights are refused (no unbounded decompression)",
-                        fix="Use a source that serves the file as is.", url=current.url)
+                        fix="Use a source that serves the file as is.", url=current.shown)
                 return response
             response.close()
             if status == 416 and first == 0 and last is None:
@@ -357,7 +360,7 @@ class _Requester:
                     reason, retry_after=_retry_after(response),
                     fix="The server is failing or busy: retry later; if it persists, use another source.",
                 )
-            raise self.failure(f"{reason} from {current.host}", fix=_FATAL_STATUS_FIX.get(status), url=current.url)
+            raise self.failure(f"{reason} from {current.host}", fix=_FATAL_STATUS_FIX.get(status), url=current.shown)
         raise self.failure(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -699,7 +702,7 @@ class _Download:
             self.parts.advance(part, pos, len(data), len(data))
             if self.max_bytes is not None and self.parts.written > self.max_bytes:
                 raise CacheBudgetError(
-                    f"{self.dest.name} from {redact(self.requester.url)} grew past {human_bytes(self.max_bytes)}, the room "
+                    f"{self.dest.name} from {self.requester.url} grew past {human_bytes(self.max_bytes)}, the room "
                     "left in the weights budget; the download was stopped and nothing was kept.",
                     fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=self.dest.name,
                     budget_bytes=self.max_bytes)
@@ -868,7 +871,7 @@ def fetch(
         raise
     final_size, digest, transferred, hint = outcome
     seconds = time.monotonic() - began
-    log.debug("%s: %s in %.1f s from %s", dest.name, human_bytes(final_size), seconds, redact(url))
+    log.debug("%s: %s in %.1f s from %s", dest.name, human_bytes(final_size), seconds, url)
     return FetchResult(
         path=dest, size=final_size, sha256=digest, bytes_transferred=transferred, seconds=seconds, filename_hint=hint,
     )
@@ -957,14 +960,14 @@ def _run(
             total = span.length
         if size is not None and total is not None and total != size:
             raise ChecksumMismatchError(
-                f"{name}: the server at {redact(url)} offers {total} bytes, but {size} were expected.",
+                f"{name}: the server at {url} offers {total} bytes, but {size} were expected.",
                 fix="The file at this URL is not the one the manifest describes: correct the URL or the "
                 "manifest's size and sha256.",
-                filename=name, url=redact(url), expected_size=size, actual_size=total,
+                filename=name, url=url, expected_size=size, actual_size=total,
             )
         if total is not None and max_bytes is not None and total > max_bytes:
             raise CacheBudgetError(
-                f"{name} from {redact(url)} is {human_bytes(total)}, more than the {human_bytes(max_bytes)} left in "
+                f"{name} from {url} is {human_bytes(total)}, more than the {human_bytes(max_bytes)} left in "
                 "the weights budget.", fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=name,
                 needed_bytes=total, budget_bytes=max_bytes)
         if total is not None:
@@ -978,7 +981,7 @@ def _run(
         hasher = _Hasher(fd, parts, job.cancelled, job.workers_done)
         hasher.start()
         workers = min(connections, -(-total // min_part)) if parallel and total else 1
-        log.debug("%s: %s from %s over %d connection(s)", name, human_bytes(total), redact(first.url), workers)
+        log.debug("%s: %s from %s over %d connection(s)", name, human_bytes(total), first.url, workers)
         job.start(session, first, workers)
         session = first = None  # the first worker owns them now
 
@@ -1008,19 +1011,19 @@ def _run(
             raise requester.failure(f"only {parts.written} of {final_size} bytes arrived")
         if size is not None and final_size != size:
             raise ChecksumMismatchError(
-                f"{name}: {final_size} bytes arrived from {redact(url)}, but {size} were expected.",
+                f"{name}: {final_size} bytes arrived from {url}, but {size} were expected.",
                 fix="The file at this URL is not the one the manifest describes: correct the URL or the "
                 "manifest's size and sha256.",
-                filename=name, url=redact(url), expected_size=size, actual_size=final_size,
+                filename=name, url=url, expected_size=size, actual_size=final_size,
             )
         digest = hasher.sha.hexdigest()
         if expected_sha is not None and digest != expected_sha:
             raise ChecksumMismatchError(
-                f"{name}: the sha256 of the {final_size} bytes from {redact(url)} is {digest}, "
+                f"{name}: the sha256 of the {final_size} bytes from {url} is {digest}, "
                 f"but {expected_sha} was expected.",
                 fix="The server sent different bytes than the manifest promises: retry once; if it "
                 "persists, the file changed upstream, so correct the URL or the manifest's sha256.",
-                filename=name, url=redact(url), expected_sha256=expected_sha, actual_sha256=digest,
+                filename=name, url=url, expected_sha256=expected_sha, actual_sha256=digest,
             )
         report.final(time.monotonic() - began)
         return final_size, digest, parts.received, hint
@@ -1069,7 +1072,7 @@ def stream(
                     max_bytes = allowed
             if total is not None and max_bytes is not None and total > max_bytes:
                 raise CacheBudgetError(
-                    f"{label} from {redact(url)} is {human_bytes(total)}, more than the {human_bytes(max_bytes)} "
+                    f"{label} from {url} is {human_bytes(total)}, more than the {human_bytes(max_bytes)} "
                     "left in the weights budget.", fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.",
                     filename=label, needed_bytes=total, budget_bytes=max_bytes)
         except BaseException:
@@ -1141,7 +1144,7 @@ class _Body(io.RawIOBase):
             self.received += count
             if self.max_bytes is not None and self.pos > self.max_bytes:
                 raise CacheBudgetError(
-                    f"{self.requester.name} from {redact(self.requester.url)} grew past {human_bytes(self.max_bytes)}, "
+                    f"{self.requester.name} from {self.requester.url} grew past {human_bytes(self.max_bytes)}, "
                     "the room left in the weights budget; the download was stopped and nothing was kept.",
                     fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=self.requester.name,
                     budget_bytes=self.max_bytes)

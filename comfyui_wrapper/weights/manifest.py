@@ -34,17 +34,19 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal, get_args
 
-from ..errors import ManifestError
+from ..errors import ManifestError, redacted_repr
 
 SCHEMA_VERSION = 1
-ARCHIVE_KINDS = ("file", "tar")
+ArchiveKind = Literal["file", "tar"]  # "file": the URL serves the weight itself; "tar": a tar holding it
+ARCHIVE_KINDS: tuple[ArchiveKind, ...] = get_args(ArchiveKind)
 _FIELDS = {"name", "folder", "url", "archive", "size", "sha256", "synonyms", "mirrors", "approx_size"}
 _REQUIRED = {"name", "folder", "url", "archive"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class WeightSpec:
     """One weight: where ComfyUI looks for it and where to fetch it from."""
@@ -52,7 +54,7 @@ class WeightSpec:
     name: str
     folder: str
     url: str
-    archive: str = "file"
+    archive: ArchiveKind = "file"
     size: int | None = None
     sha256: str | None = None
     synonyms: tuple[str, ...] = ()
@@ -69,7 +71,7 @@ class WeightSpec:
         """Exact size when known, else the catalogue's approximation, else None."""
         return self.size if self.size is not None else self.approx_size
 
-    def sources(self) -> list[tuple[str, str]]:
+    def sources(self) -> list[tuple[str, ArchiveKind]]:
         """(url, archive kind) to try in order: the primary URL, then the mirrors (plain files)."""
         return [(self.url, self.archive)] + [(mirror, "file") for mirror in self.mirrors]
 

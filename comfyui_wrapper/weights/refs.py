@@ -23,9 +23,9 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
-from ..errors import UnknownWeightError, WorkflowError, redact
+from ..errors import UnknownWeightError, WorkflowError, redact, redacted_repr
 from ..filetypes import has_model_extension
 from ..object_info import combo_choices, input_spec, is_multiline_text
 from ..urls import is_http_url
@@ -107,6 +107,7 @@ class WeightRef:
         return self.spec.name
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class UrlRef:
     """An http(s) URL in a model-loader input: download into ``folder``, then rewrite."""
@@ -125,6 +126,7 @@ class UnknownWeight:
     reason: str = "is neither in the weights manifest nor present on disk"
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class Rewrite:
     """Replace a value in one node input.
@@ -137,7 +139,7 @@ class Rewrite:
     input_name: str
     old: str
     new: str
-    kind: str = "value"
+    kind: Literal["value", "embedding"] = "value"
 
 
 @dataclass(frozen=True)

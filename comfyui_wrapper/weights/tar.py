@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable
 
-from ..errors import CacheBudgetError, UnsafeInputError, WeightDownloadError, redact
+from ..errors import CacheBudgetError, UnsafeInputError, WeightDownloadError
 from ..sizes import human_bytes
 from .download import NoWindow, Window
 
@@ -186,15 +186,15 @@ def check_member(member: tarfile.TarInfo, dest: Path, *, weight: str, url: str) 
 
 def _unsafe(weight: str, url: str, detail: str) -> UnsafeInputError:
     return UnsafeInputError(
-        f"The archive for {weight} from {redact(url)} has an unsafe entry ({detail}); nothing was kept.",
+        f"The archive for {weight} from {url} has an unsafe entry ({detail}); nothing was kept.",
         fix="Report the weight's URL; archives must not hold absolute paths, '..' or links outside.",
-        filename=weight, url=redact(url))
+        filename=weight, url=url)
 
 
 def _damaged(weight: str, url: str, detail: str) -> WeightDownloadError:
     return WeightDownloadError(
-        f"The file downloaded for {weight} from {redact(url)} is not a readable tar archive ({detail}).",
-        fix="Check the manifest entry's URL and archive kind.", filename=weight, url=redact(url))
+        f"The file downloaded for {weight} from {url} is not a readable tar archive ({detail}).",
+        fix="Check the manifest entry's URL and archive kind.", filename=weight, url=url)
 
 
 def extract_stream(
@@ -219,8 +219,8 @@ def extract_stream(
             free = free_bytes(out)
             if checked.size > free:
                 raise CacheBudgetError(
-                    f"Not enough disk space to extract {weight} from {redact(url)}: {checked.name} needs "
-                    f"{human_bytes(checked.size)}, {human_bytes(free)} free.", filename=weight, url=redact(url))
+                    f"Not enough disk space to extract {weight} from {url}: {checked.name} needs "
+                    f"{human_bytes(checked.size)}, {human_bytes(free)} free.", filename=weight, url=url)
             written += checked.size
         return checked
 

@@ -14,16 +14,16 @@ the error to its caller, as for any download.
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import UnknownWeightError, WrapperError
+from ..logs import get_logger
 from .cache import EnsureReport, WeightCache
 from .manifest import Manifest, WeightSpec
 
-log = logging.getLogger("comfyui_wrapper")
+log = get_logger(__name__)
 
 _SETTING = "CW_WARM_WEIGHTS"
 

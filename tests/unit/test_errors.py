@@ -51,3 +51,28 @@ def test_connection_lost_is_in_the_family():
     from comfyui_wrapper.server.client import ConnectionLost
 
     assert issubclass(ConnectionLost, WrapperError) and ConnectionLost is errors.ConnectionLost
+
+
+def test_graph_error_is_in_the_family_and_names_the_node():
+    """ui/ raises GraphError(reason, node); convert.py raises it again naming the node, still a UIFormatError."""
+    import gzip
+    import json
+
+    from comfyui_wrapper.ui.convert import convert
+    from comfyui_wrapper.ui.graph import GraphError
+
+    assert GraphError is errors.GraphError and issubclass(GraphError, errors.UIFormatError)
+    bare = GraphError("no input 3", node="a node")
+    assert (bare.message, bare.node, bare.node_id) == ("no input 3", "a node", None)
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "ui_oracle"
+    object_info = json.loads(gzip.open(fixtures / "object_info.json.gz").read())
+    ui = json.loads((fixtures / "cases" / "bypassed.json").read_text(encoding="utf-8"))
+    ksampler = next(n for n in ui["nodes"] if n["type"] == "KSampler")
+    ksampler["inputs"][1]["link"] = 9999
+    with pytest.raises(GraphError) as caught:
+        convert(ui, object_info)
+    error = caught.value
+    assert error.node_id == "5" and error.node is None
+    assert error.message.startswith("Cannot convert this UI-format workflow: node 5 (type 'KSampler'")
+    assert "9999" in error.message and "How to fix:" not in error.message and "Export (API)" in error.fix

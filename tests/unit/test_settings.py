@@ -36,3 +36,33 @@ def test_each_kind_of_value_is_read():
 def test_a_bad_value_names_its_setting(name, value):
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})
+
+
+def _choice_fields() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(env var, field, allowed values) of every setting typed Literal[...]."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(Settings)
+    return [(f.metadata["env"], f.name, typing.get_args(hints[f.name])) for f in dataclasses.fields(Settings)
+            if typing.get_origin(hints[f.name]) is typing.Literal]
+
+
+def test_every_choice_setting_names_its_variable_and_every_allowed_value():
+    """Fields typed Literal[...] are read against exactly those values (one list: the Literal's)."""
+    found = _choice_fields()
+    assert {name for name, _, _ in found} >= {"CW_COMFYUI_LOG_LEVEL", "CW_OUTPUT_METADATA"}
+    for name, field, allowed in found:
+        with pytest.raises(ValueError) as caught:
+            Settings.from_env({name: "no-such-choice"})
+        message = str(caught.value)
+        assert name in message and "'no-such-choice'" in message and all(a in message for a in allowed)
+        for choice in allowed:
+            assert getattr(Settings.from_env({name: f" {choice.upper()} "}), field) == choice
+
+
+def test_every_comfyui_log_level_has_a_threshold():
+    from comfyui_wrapper.server.progress import COMFYUI_LEVELS
+    from comfyui_wrapper.settings import COMFYUI_LOG_LEVELS
+
+    assert set(COMFYUI_LEVELS) == set(COMFYUI_LOG_LEVELS)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from . import workflow as wf
 from .errors import CacheBudgetError, PreflightError, UnknownNodeError, WorkflowError, WrapperError, redact
 from .inputs.paths import PathRoots, check_workflow_paths
-from .inputs.place import InputRef, check_input_references, missing_inputs_error
+from .inputs.references import InputRef, check_input_references, missing_inputs_error
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import ImportFailure, NodeProblem, PackSpec, check_nodes
 from .sizes import human_bytes

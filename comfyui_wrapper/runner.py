@@ -34,7 +34,7 @@ from .errors import (
     printable,
 )
 from .inputs.archives import InputLimits
-from .inputs.place import (
+from .inputs.references import (
     PlacedInputs,
     absolutize_input_paths,
     check_input_origin,

@@ -33,7 +33,7 @@ from comfyui_wrapper.errors import (
     UnsafeInputError,
 )
 from comfyui_wrapper.filetypes import looks_like_text, sniff_media
-from comfyui_wrapper.inputs.place import (
+from comfyui_wrapper.inputs.references import (
     InputLimits,
     absolutize_input_paths,
     check_input_references,

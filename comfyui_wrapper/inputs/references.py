@@ -503,7 +503,7 @@ def govern_cog_downloads(current: Any) -> bool:
             self._path = cog_types.Path(path)
         return self._path
 
-    convert.__doc__ = "URLPath.convert, replaced by comfyui_wrapper.inputs.place.govern_cog_downloads."
+    convert.__doc__ = "URLPath.convert, replaced by comfyui_wrapper.inputs.references.govern_cog_downloads."
     cog_types.URLPath.convert = convert
     return True
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 from . import workflow as wf
 from .errors import UnknownWeightError, WorkflowError
-from .inputs.references import check_input_origin, forget_cog_download
+from .inputs.source import check_input_origin, forget_cog_download
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings
 from .weights.cache import EnsureReport, WeightCache

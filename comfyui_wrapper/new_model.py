@@ -39,7 +39,7 @@ from . import workflow as wf
 from .errors import MissingInputError, ModelInputError
 
 # One definition of an upload-style input (the frontend's upload button), shared with input checking.
-from .inputs.references import _is_upload_input as is_upload_input
+from .inputs.references import is_upload_input
 from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import PackSpec, nodes_by_pack

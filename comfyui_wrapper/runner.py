@@ -34,18 +34,10 @@ from .errors import (
     printable,
 )
 from .inputs.archives import InputLimits
-from .inputs.references import (
-    PlacedInputs,
-    absolutize_input_paths,
-    check_input_origin,
-    fetch_workflow_urls,
-    forget_cog_download,
-    govern_cog_downloads,
-    place_input_file,
-    require_inputs,
-    resolve_input_source,
-    upload_name,
-)
+from .inputs.place import PlacedInputs, place_input_file, upload_name
+from .inputs.references import absolutize_input_paths, require_inputs
+from .inputs.source import check_input_origin, forget_cog_download, govern_cog_downloads, resolve_input_source
+from .inputs.workflow_urls import fetch_workflow_urls
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import (
     ImportFailure,

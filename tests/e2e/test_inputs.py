@@ -34,7 +34,7 @@ from comfyui_wrapper.errors import (
     UnsafeInputError,
     WrapperError,
 )
-from comfyui_wrapper.inputs.references import upload_name
+from comfyui_wrapper.inputs.place import upload_name
 from comfyui_wrapper.runner import RunRequest, RunResult, WorkflowRunner
 from tests.conftest import REPO_ROOT, base_settings
 from tests.support.cog_server import cog_server

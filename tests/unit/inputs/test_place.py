@@ -1,4 +1,4 @@
-"""input_file placement, workflow URL fetching and input validation.
+"""inputs/: place.py (input_file), source.py (CLI strings), workflow_urls.py (URLs in a workflow), references.py (checks).
 
 Real media files (Pillow, PyAV), real archives, and a real HTTP server on
 127.0.0.1 (tests/support/static_server.py) with UrlPolicy(allow_private=True),
@@ -33,17 +33,16 @@ from comfyui_wrapper.errors import (
     UnsafeInputError,
 )
 from comfyui_wrapper.filetypes import looks_like_text, sniff_media
+from comfyui_wrapper.inputs.archives import InputLimits
+from comfyui_wrapper.inputs.place import place_input_file, safe_filename
 from comfyui_wrapper.inputs.references import (
-    InputLimits,
     absolutize_input_paths,
     check_input_references,
-    fetch_workflow_urls,
     missing_inputs_error,
-    place_input_file,
     require_inputs,
-    resolve_input_source,
-    safe_filename,
 )
+from comfyui_wrapper.inputs.source import resolve_input_source
+from comfyui_wrapper.inputs.workflow_urls import fetch_workflow_urls
 from comfyui_wrapper.urls import UrlPolicy
 from tests.support.static_server import serve_directory
 

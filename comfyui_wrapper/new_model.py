@@ -141,7 +141,8 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     """The typed input for one flag; a ModelInputError with the fix when it cannot be exposed."""
     if flag.node_id not in workflow:
         ids = ", ".join(f"{nid} ({workflow[nid].get('class_type')})" for nid in sorted(workflow, key=wf.node_order_key))
-        raise ModelInputError(f"--input {flag.name}: the workflow has no node {flag.node_id!r}. Its nodes: {ids}.",
+        raise ModelInputError(f"--input {flag.name}: the workflow has no {wf.NodeInput(flag.node_id).describe()}. "
+                              f"Its nodes: {ids}.",
                               fix="Use one of the node ids listed (the keys of the API-format workflow).",
                               node_id=flag.node_id)
     node = workflow[flag.node_id]
@@ -150,16 +151,17 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     spec = input_spec(object_info, class_type, flag.input_name)
     if flag.input_name not in inputs and spec is None:
         raise ModelInputError(
-            f"--input {flag.name}: {wf.describe_node(workflow, flag.node_id)} has no input {flag.input_name!r}. "
-            f"Its inputs: {_node_inputs_listing(workflow, flag.node_id, object_info)}.",
+            f"--input {flag.name}: {wf.NodeInput.of(workflow, flag.node_id, flag.input_name).describe()} does not "
+            f"exist. Its inputs: {_node_inputs_listing(workflow, flag.node_id, object_info)}.",
             fix="Use one of the input names listed; only literal (not linked) ones can be exposed.",
             node_id=flag.node_id, input_name=flag.input_name)
     options: dict[str, Any] = spec[1] if spec and len(spec) > 1 and isinstance(spec[1], dict) else {}
     value = inputs.get(flag.input_name, options.get("default"))
     if wf.is_link(value):
         raise ModelInputError(
-            f"--input {flag.name}: input {flag.input_name!r} of {wf.describe_node(workflow, flag.node_id)} is linked "
-            f"to node {value[0]} (output {value[1]}); only literal inputs can be exposed.",
+            f"--input {flag.name}: {wf.NodeInput.of(workflow, flag.node_id, flag.input_name).describe()} is linked "
+            f"to output {value[1]} of {wf.NodeInput.of(workflow, str(value[0])).describe()}; only literal inputs "
+            "can be exposed.",
             fix=f"Expose the literal input of node {value[0]} that feeds it instead (or a widget of another node).",
             node_id=flag.node_id, input_name=flag.input_name)
     title = wf.node_title(workflow, flag.node_id)
@@ -205,14 +207,15 @@ def _python_type(value: Any, flag: InputFlag) -> str:
         if isinstance(value, kinds):
             return py_type
     raise ModelInputError(
-        f"--input {flag.name}: the value of {flag.node_id}.{flag.input_name} is a {type(value).__name__}, "
+        f"--input {flag.name}: the value of {wf.NodeInput(flag.node_id, input_name=flag.input_name).describe()} "
+        f"is a {type(value).__name__}, "
         "which has no Cog type.", fix="Expose a number, text, boolean, choice or file input.",
         node_id=flag.node_id, input_name=flag.input_name)
 
 
 def _no_value(flag: InputFlag, workflow: wf.Workflow) -> ModelInputError:
     return ModelInputError(
-        f"--input {flag.name}: {wf.describe_node(workflow, flag.node_id)} has no value for {flag.input_name!r} "
+        f"--input {flag.name}: {wf.NodeInput.of(workflow, flag.node_id, flag.input_name).describe()} has no value "
         "and its definition gives no default.", fix="Set the input in ComfyUI and export the workflow again.",
         node_id=flag.node_id, input_name=flag.input_name)
 

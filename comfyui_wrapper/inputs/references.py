@@ -21,13 +21,12 @@ from typing import Any
 from ..errors import (
     MissingInputError,
     UnsafeInputError,
-    printable,
 )
 from ..object_info import input_options
 from ..urls import (
     is_http_url,
 )
-from ..workflow import meta_title
+from ..workflow import NodeInput, meta_title
 from .fetch import OTHER_SCHEME
 
 __all__ = [
@@ -79,20 +78,6 @@ KNOWN_LOADERS: dict[tuple[str, str], Loader] = {
 }
 
 
-@dataclass(frozen=True)
-class _Use:
-    node_id: str
-    class_type: str
-    title: str
-    input_name: str
-    relative_to: str
-
-    def where(self) -> str:
-        title = f" {printable(self.title, 100)!r}" if self.title and self.title != self.class_type else ""
-        return (f"Node {printable(self.node_id, 80)}{title} ({printable(self.class_type, 100)}), "
-                f"input {printable(self.input_name, 100)!r}")
-
-
 def iter_string_inputs(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str, str]]:
     """(node_id, node, input_name, value) for every string input; links are lists and skipped."""
     for node_id, node in workflow.items():
@@ -129,8 +114,9 @@ class InputRef:
     path: Path  # absolute
     exists: bool
 
-    def where(self) -> str:
-        return _Use(self.node_id, self.class_type, self.title, self.input_name, self.relative_to).where()
+    @property
+    def where(self) -> NodeInput:
+        return NodeInput(self.node_id, self.class_type, self.title, self.input_name)
 
 
 def is_upload_input(opts: dict[str, Any]) -> bool:
@@ -143,7 +129,7 @@ _ANNOTATION = re.compile(r"\s*\[(input|output|temp)\]\s*$")
 
 
 def _relative_input_path(
-    value: str, input_dir: Path, loader: Loader, where: str, node_id: str, name: str,
+    value: str, input_dir: Path, loader: Loader, where: NodeInput,
 ) -> str | None:
     """The path under input/ that ``value`` names, None for values not in input/.
 
@@ -160,9 +146,9 @@ def _relative_input_path(
 
     def refuse(reason: str) -> UnsafeInputError:
         return UnsafeInputError(
-            f"{where}: {value!r} {reason}; inputs are read only from inside input/.",
+            f"{where.describe()}: {value!r} {reason}; inputs are read only from inside input/.",
             fix="Name the file relative to input/ (as it appears inside your zip), without '..' or a leading '/'.",
-            node_id=node_id, input_name=name, value=value,
+            node_id=where.node_id, input_name=where.input_name, value=value,
         )
 
     if posix.is_absolute() or re.match(r"^[A-Za-z]:", text):
@@ -208,19 +194,19 @@ def check_input_references(workflow: dict[str, Any], object_info: dict[str, Any]
                 loader = Loader("directory")
         if loader is None:
             continue
-        use = _Use(node_id, class_type, (meta_title(node) or ""), name, loader.relative_to)
-        relative = _relative_input_path(text, input_dir, loader, use.where(), node_id, name)
+        where = NodeInput(node_id, class_type, meta_title(node) or "", name)
+        relative = _relative_input_path(text, input_dir, loader, where)
         if relative is None:
             continue
         path = input_dir / relative if relative else input_dir
         resolved = path.resolve()
         if resolved != root and root not in resolved.parents:
             raise UnsafeInputError(
-                f"{use.where()}: {value!r} leads outside input/ through a link.",
+                f"{where.describe()}: {value!r} leads outside input/ through a link.",
                 node_id=node_id, input_name=name, value=value,
             )
         exists = path.is_dir() if loader.kind == "directory" else path.is_file()
-        refs.append(InputRef(node_id, class_type, use.title, name, value, relative, loader.kind,
+        refs.append(InputRef(node_id, class_type, where.title, name, value, relative, loader.kind,
                              loader.relative_to, path.absolute(), exists))
     return refs
 
@@ -267,7 +253,7 @@ def missing_inputs_error(refs: list[InputRef], input_dir: Path, *, listed: int =
         what = "folder" if ref.kind == "directory" else "file"
         hint = _suggest(ref.relative_path, folders if ref.kind == "directory" else files)
         lines.append(
-            f"  - {ref.where()}: {what} {ref.relative_path or ref.value!r} is missing"
+            f"  - {ref.where.describe()}: {what} {ref.relative_path or ref.value!r} is missing"
             + (f"; did you mean {hint!r}?" if hint else ".")
         )
     if files or folders:

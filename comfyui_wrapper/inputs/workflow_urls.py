@@ -34,10 +34,10 @@ from ..urls import (
     is_http_url,
     new_session,
 )
-from ..workflow import meta_title
+from ..workflow import NodeInput, meta_title
 from .archives import InputLimits
 from .fetch import OTHER_SCHEME, Budget, Cancelled, download, with_prefix
-from .references import KNOWN_LOADERS, _Use, iter_string_inputs, original_key
+from .references import KNOWN_LOADERS, iter_string_inputs, original_key
 
 __all__ = ["FetchedUrl", "fetch_workflow_urls"]
 
@@ -61,6 +61,14 @@ class FetchedUrl:
     def __repr__(self) -> str:
         return (f"FetchedUrl(url={self.redacted_url!r}, local_name={self.local_name!r}, "
                 f"size={self.size}, uses={self.uses!r})")
+
+
+@dataclass(frozen=True)
+class _Use:
+    """One input naming a URL: where it is, and how its loader opens the file (see KNOWN_LOADERS)."""
+
+    where: NodeInput
+    relative_to: str
 
 
 def _url_is_media(url: str) -> bool:
@@ -89,13 +97,14 @@ def fetch_workflow_urls(
         text = value.strip()
         class_type = str(node.get("class_type", ""))
         loader = KNOWN_LOADERS.get((class_type, name))
-        use = _Use(node_id, class_type, (meta_title(node) or ""), name, loader.relative_to if loader else "input")
+        use = _Use(NodeInput(node_id, class_type, meta_title(node) or "", name),
+                   loader.relative_to if loader else "input")
         if is_http_url(text):
             if loader or _url_is_media(text):
                 uses.setdefault(text, []).append(use)
         elif text[:5].lower() == "data:" and loader:
             raise UnsafeInputError(
-                f"{use.where()}: data: URIs are accepted only for input_file, not inside the workflow.",
+                f"{use.where.describe()}: data: URIs are accepted only for input_file, not inside the workflow.",
                 fix="Pass the file as input_file (a data: URI works there) and name it in the workflow.",
                 node_id=node_id, input_name=name,
             )
@@ -103,7 +112,7 @@ def fetch_workflow_urls(
             try:
                 check_url(text, policy)
             except WrapperError as error:
-                raise with_prefix(error, use.where(), node_id=node_id, input_name=name) from None
+                raise with_prefix(error, use.where.describe(), node_id=node_id, input_name=name) from None
     if not uses:
         return copy.deepcopy(workflow), []
 
@@ -112,8 +121,9 @@ def fetch_workflow_urls(
         try:
             check_url(url, policy)
         except WrapperError as error:
-            raise with_prefix(error, url_uses[0].where(), node_id=url_uses[0].node_id,
-                               input_name=url_uses[0].input_name, url=redact(url)) from None
+            first = url_uses[0].where
+            raise with_prefix(error, first.describe(), node_id=first.node_id,
+                              input_name=first.input_name, url=redact(url)) from None
 
     input_dir.mkdir(parents=True, exist_ok=True)
     budget = Budget(limits.max_input_bytes)
@@ -152,11 +162,11 @@ def fetch_workflow_urls(
                 outcome[0].unlink(missing_ok=True)
         real = [(url, exc) for url, exc in failures if not isinstance(exc, (Cancelled, CancelledError))]
         url, failure = (real or failures)[0]
-        first = uses[url][0]
+        first = uses[url][0].where
         if isinstance(failure, WrapperError):
             others = f" (also used by {len(uses[url]) - 1} more input(s))" if len(uses[url]) > 1 else ""
-            raise with_prefix(failure, first.where() + others, node_id=first.node_id,
-                               input_name=first.input_name, url=redact(url)) from None
+            raise with_prefix(failure, first.describe() + others, node_id=first.node_id,
+                              input_name=first.input_name, url=redact(url)) from None
         raise failure
 
     new_workflow = copy.deepcopy(workflow)
@@ -164,8 +174,8 @@ def fetch_workflow_urls(
     for url in urls:
         path, size = outcomes[url]  # type: ignore[misc]
         for use in uses[url]:
-            node = new_workflow[original_key(workflow, use.node_id)]
-            node["inputs"][use.input_name] = str(path) if use.relative_to == "cwd" else path.name
+            node = new_workflow[original_key(workflow, use.where.node_id)]
+            node["inputs"][use.where.input_name] = str(path) if use.relative_to == "cwd" else path.name
         fetched.append(FetchedUrl(url=url, local_name=path.name, path=path, size=size,
-                                  uses=tuple((u.node_id, u.input_name) for u in uses[url])))
+                                  uses=tuple((u.where.node_id, u.where.input_name) for u in uses[url])))
     return new_workflow, fetched

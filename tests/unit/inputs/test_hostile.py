@@ -36,7 +36,7 @@ def test_hostile_path_is_refused(case: bad.HostileCase, roots: PathRoots) -> Non
         check_workflow_paths(case.payload, roots, CLIP_INFO)
     assert type(caught.value) is case.error
     message = str(caught.value)
-    assert "Node 1" in message and "How to fix:" in message
+    assert "node 1" in message and "How to fix:" in message
     assert "\x00" not in message
 
 
@@ -142,7 +142,7 @@ def test_the_plan_refuses_before_anything_else(tmp_path: Path) -> None:
                 "2": {"class_type": "SaveImageDataSetToFolder",
                       "inputs": {"images": ["1", 0], "folder_name": "../../x", "filename_prefix": "i"}}}
     plan = make_plan(workflow, ctx)
-    with pytest.raises(UnsafeInputError, match="Node 1 .LoadImage., input 'image'"):
+    with pytest.raises(UnsafeInputError, match="node 1 .LoadImage., input 'image'"):
         plan.raise_for_problems()
     del workflow["1"]
     workflow["2"]["inputs"]["images"] = ["3", 0]

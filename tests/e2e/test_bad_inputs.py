@@ -382,7 +382,7 @@ CASES = [
     Case("ui-format-unknown-node", UIFormatError, lambda e: {"workflow_json": ui_chain("CWNoSuchNode")},
          lambda e: ["UI-format", "CWNoSuchNode", "node 2"]),
     Case("node-without-class_type", WorkflowError, lambda e: {"workflow_json": without_class_type()},
-         lambda e: ["node 2 has no class_type"]),
+         lambda e: ['node 2 "my ImageInvert" has no class_type']),
     Case("link-to-missing-node", WorkflowError, lambda e: {"workflow_json": dangling_link()},
          lambda e: ["node 99 (SaveImage), input 'images' links to node 42"]),
     Case("unknown-node", UnknownNodeError, lambda e: {"workflow_json": chain(("CWNoSuchNode", {}))},
@@ -467,7 +467,7 @@ CASES = [
          lambda e: [f"within {PREDICTION_TIMEOUT_S:g} s", "node 2"]),
     Case("comfyui-killed", ComfyUICrashedError,
          lambda e: {"workflow_json": chain(("CWTestSleep", {"seconds": 30.0, "report_progress": True}))},
-         lambda e: ["node 2 (CWTestSleep", "exit code -9"], before=kill_comfyui_soon,
+         lambda e: ['node 2 "my CWTestSleep" (CWTestSleep)', "exit code -9"], before=kill_comfyui_soon,
          check=assert_only_this_runs_log, recovered=assert_restarted),
     # --- options and outputs ------------------------------------------------------------------
     Case("output-format-gif", OutputFormatError, lambda e: {"workflow_json": chain(), "output_format": "gif"},
@@ -622,7 +622,7 @@ COG_CASES = [
     ("ssrf-loopback", lambda e: {"workflow_json": json.dumps(load_and_save(f"{e.spy.base_url}/interrupt"))},
      ["/interrupt", "loopback"]),
     ("node-raises", lambda e: {"workflow_json": json.dumps(chain(("CWTestRaise", {"message": "kaboom"})))},
-     ["node 2 (CWTestRaise", "CWTestRaise says kaboom"]),
+     ['node 2 "my CWTestRaise" (CWTestRaise) failed', "CWTestRaise says kaboom"]),
     # issue 12, item 4: a server path in input_file is refused, whether it exists or not, the same way
     ("input-file-server-path", lambda e: {"workflow_json": json.dumps(chain()), "input_file": "/etc/hostname"},
      ["a path on the server is refused"]),

@@ -131,7 +131,7 @@ def test_comfyui_killed_mid_run_is_reported_and_the_next_run_restarts_it(runner)
         run_workflow(runner, chain(("CWTestSleep", {"seconds": 4.0, "report_progress": True})))
     noticed = time.monotonic() - began - 2.0
     assert noticed < 2.5, f"took {noticed:.1f}s to notice"
-    assert "node 2 (CWTestSleep" in str(caught.value)
+    assert 'node 2 "my CWTestSleep" (CWTestSleep)' in str(caught.value)
     assert "exit code -9" in str(caught.value)
     assert_clean(runner)
     assert_recovers(runner)

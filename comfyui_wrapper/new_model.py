@@ -529,7 +529,8 @@ def _raise_blocking(plan: Plan, exposed_files: set[tuple[str, str]]) -> list[str
             missing = [i for i in plan.inputs if not i.present and (i.node_id, i.input_name) not in exposed_files]
             if missing:
                 warnings.append("input files the workflow loads but no --input provides (they must be in the "
-                                "image's input/ folder): " + ", ".join(f"{i.path} [node {i.node_id}]" for i in missing))
+                                "image's input/ folder): " + ", ".join(f"{i.path} [{wf.NodeInput(i.node_id, input_name=i.input_name).describe()}]"
+                                                        for i in missing))
             continue
         blocking.append(error)
     if blocking:

@@ -123,20 +123,24 @@ class Plan:
                  + (" (converted from UI format)" if self.converted_from_ui else "")]
         if self.node_problems:
             lines.append("Unknown or unusable nodes:")
-            lines += [f"  - node {p.node_id} {p.class_type}: {p.kind}" for p in self.node_problems]
+            lines += [f"  - {wf.NodeInput(p.node_id, p.class_type, p.title or '').describe()}: {p.kind}"
+                      for p in self.node_problems]
         if self.weights:
             lines.append("Weights:")
             for w in self.weights:
                 size = f", {human_bytes(w.size)}" if w.size else ""
                 hint = f" (did you mean {', '.join(w.suggestions)}?)" if w.suggestions else ""
-                lines.append(f"  - {w.status:8s} {w.folder or '?'}/{w.name}{size} [node {w.node_id} {w.input_name}]{hint}")
+                where = wf.NodeInput(w.node_id, w.class_type, input_name=w.input_name).describe()
+                lines.append(f"  - {w.status:8s} {w.folder or '?'}/{w.name}{size} [{where}]{hint}")
         if self.inputs:
             lines.append("Input files:")
-            lines += [f"  - {'present' if i.present else 'MISSING':8s} {i.kind} {i.path} [node {i.node_id} {i.input_name}]"
+            lines += [f"  - {'present' if i.present else 'MISSING':8s} {i.kind} {i.path} "
+                      f"[{wf.NodeInput(i.node_id, i.class_type, input_name=i.input_name).describe()}]"
                       for i in self.inputs]
         if self.urls:
             lines.append("URLs to fetch:")
-            lines += [f"  - {u.purpose:6s} {u.url} [node {u.node_id} {u.input_name}]" for u in self.urls]
+            lines += [f"  - {u.purpose:6s} {u.url} [{wf.NodeInput(u.node_id, input_name=u.input_name).describe()}]"
+                      for u in self.urls]
         if self.seeds:
             lines.append("Seeds randomised: " + ", ".join(f"{n}.{i}" for n, i in self.seeds))
         budget = human_bytes(self.budget_bytes) if self.budget_bytes else "no limit"
@@ -197,7 +201,8 @@ def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool 
         # Name the weights (largest first), so the user knows which ones to drop or swap.
         needed = sorted({(w.folder, w.name): w for w in plan.weights if w.status == "download" and w.size}.values(),
                         key=lambda w: -(w.size or 0))
-        listed = ", ".join(f"{w.folder}/{w.name} {human_bytes(w.size)} [node {w.node_id}]" for w in needed[:5])
+        listed = ", ".join(f"{w.folder}/{w.name} {human_bytes(w.size)} [{wf.NodeInput(w.node_id).describe()}]"
+                           for w in needed[:5])
         listed += f" and {len(needed) - 5} more" if len(needed) > 5 else ""
         plan.errors.append(CacheBudgetError(
             f"The weights this workflow still needs ({human_bytes(plan.download_bytes)}: {listed}) exceed the cache "

@@ -19,13 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from ..errors import (
-    DownloadError,
-    InputFileError,
-    InputTooLargeError,
-    WrapperError,
-    redact,
-)
+from ..errors import DownloadError, InputFileError, InputTooLargeError, WrapperError, redact
 from ..filetypes import (
     SNIFF_BYTES,
     extension_for_mime,
@@ -36,13 +30,7 @@ from ..filetypes import (
     sniff_archive,
     sniff_media,
 )
-from ..urls import (
-    BodyDeadline,
-    PinnedSession,
-    UrlPolicy,
-    open_url,
-    refuse_encoding,
-)
+from ..urls import BodyDeadline, PinnedSession, UrlPolicy, open_url, refuse_encoding
 from .archives import CHUNK
 from .place import safe_filename
 

@@ -21,19 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import (
-    InputFileError,
-    InputTooLargeError,
-    MissingInputError,
-    WrapperError,
-    printable,
-)
-from ..filetypes import (
-    MEDIA_EXTENSIONS,
-    SNIFF_BYTES,
-    extension_of,
-    sniff_media,
-)
+from ..errors import InputFileError, InputTooLargeError, MissingInputError, WrapperError, printable
+from ..filetypes import MEDIA_EXTENSIONS, SNIFF_BYTES, extension_of, sniff_media
 from .archives import ExtractResult, InputLimits, archive_kind, extract_archive
 
 __all__ = ["PlacedInputs", "place_input_file", "safe_filename", "upload_name"]

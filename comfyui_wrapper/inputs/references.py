@@ -18,14 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import (
-    MissingInputError,
-    UnsafeInputError,
-)
+from ..errors import MissingInputError, UnsafeInputError
 from ..object_info import input_options
-from ..urls import (
-    is_http_url,
-)
+from ..urls import is_http_url
 from ..workflow import NodeInput, meta_title
 from .fetch import OTHER_SCHEME
 

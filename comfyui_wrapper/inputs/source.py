@@ -20,28 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
-from ..errors import (
-    InputFileError,
-    InputTooLargeError,
-    MissingInputError,
-    UnsafeInputError,
-    WrapperError,
-)
-from ..filetypes import (
-    SNIFF_BYTES,
-    extension_for_mime,
-    extension_of,
-    sniff_archive,
-    sniff_media,
-)
-from ..urls import (
-    PinnedSession,
-    Scope,
-    UrlPolicy,
-    check_url,
-    is_http_url,
-    new_session,
-)
+from ..errors import InputFileError, InputTooLargeError, MissingInputError, UnsafeInputError, WrapperError
+from ..filetypes import SNIFF_BYTES, extension_for_mime, extension_of, sniff_archive, sniff_media
+from ..urls import PinnedSession, Scope, UrlPolicy, check_url, is_http_url, new_session
 from .archives import InputLimits
 from .fetch import OTHER_SCHEME, Budget, download, with_prefix
 from .place import safe_filename

@@ -17,23 +17,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import (
-    UnsafeInputError,
-    WrapperError,
-    redact,
-)
-from ..filetypes import (
-    MEDIA_EXTENSIONS,
-    extension_of,
-)
-from ..urls import (
-    PinnedSession,
-    Scope,
-    UrlPolicy,
-    check_url,
-    is_http_url,
-    new_session,
-)
+from ..errors import UnsafeInputError, WrapperError, redact
+from ..filetypes import MEDIA_EXTENSIONS, extension_of
+from ..urls import PinnedSession, Scope, UrlPolicy, check_url, is_http_url, new_session
 from ..workflow import NodeInput, meta_title
 from .archives import InputLimits
 from .fetch import OTHER_SCHEME, Budget, Cancelled, download, with_prefix

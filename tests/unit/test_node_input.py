@@ -154,3 +154,16 @@ def test_workflow_shape_and_node_problems():
     assert NodeInput("42").describe() + ", which is not in the workflow" in caught.value.message
     problem = NodeProblem("7", "LoadImage", TITLE, "unsupported", "refused here")
     assert problem.describe() == f"{NODE.describe()}: refused here"
+
+
+def test_plan_report_and_its_budget_error():
+    from comfyui_wrapper.plan import InputItem, Plan, UrlItem, WeightItem
+
+    plan = Plan(node_count=2, output_nodes=["9"],
+                inputs=[InputItem("7", "LoadImage", "image", "photo.png", "file", False)],
+                weights=[WeightItem("4", "CheckpointLoaderSimple", "ckpt_name", "m.safetensors", "checkpoints", "unknown")],
+                urls=[UrlItem("7\n  - present", "image", "https://example.com/a.png", "input")])
+    report = plan.report()
+    assert f"[{NodeInput('7', 'LoadImage', '', 'image').describe()}]" in report
+    assert f"[{NodeInput('4', 'CheckpointLoaderSimple', '', 'ckpt_name').describe()}]" in report
+    assert "[node 7\\n  - present, input 'image']" in report  # a forged id stays on its line

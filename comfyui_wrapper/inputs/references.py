@@ -5,6 +5,8 @@
 loaders) and ``require_inputs`` raises one MissingInputError that lists all
 missing names at once, with what is present and close matches. A value that
 leaves input/ ('..', an absolute path elsewhere, a link out) is refused.
+``absolutize_input_paths`` then hands loaders that open their value from
+ComfyUI's working directory (``relative_to="cwd"``) the absolute path.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import Any, Literal, Mapping
 
 from . import workflow as wf
 from .errors import UnknownWeightError, WorkflowError
-from .inputs.place import check_input_origin, forget_cog_download
+from .inputs.source import check_input_origin, forget_cog_download
 from .logs import get_logger
 from .runner import RunRequest, RunResult, WorkflowRunner
 from .settings import Settings

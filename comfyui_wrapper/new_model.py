@@ -39,7 +39,7 @@ from . import workflow as wf
 from .errors import MissingInputError, ModelInputError, redact
 
 # One definition of an upload-style input (the frontend's upload button), shared with input checking.
-from .inputs.place import _is_upload_input as is_upload_input
+from .inputs.references import is_upload_input
 from .model_runtime import PATH_KIND, WEIGHTS_FILE, WORKFLOW_FILE, ExposedKind
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import PackSpec, nodes_by_pack
@@ -144,7 +144,8 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     """The typed input for one flag; a ModelInputError with the fix when it cannot be exposed."""
     if flag.node_id not in workflow:
         ids = ", ".join(f"{nid} ({workflow[nid].get('class_type')})" for nid in sorted(workflow, key=wf.node_order_key))
-        raise ModelInputError(f"--input {flag.name}: the workflow has no node {flag.node_id!r}. Its nodes: {ids}.",
+        raise ModelInputError(f"--input {flag.name}: the workflow has no {wf.NodeInput(flag.node_id).describe()}. "
+                              f"Its nodes: {ids}.",
                               fix="Use one of the node ids listed (the keys of the API-format workflow).",
                               node_id=flag.node_id)
     node = workflow[flag.node_id]
@@ -153,16 +154,17 @@ def type_input(flag: InputFlag, workflow: wf.Workflow, object_info: Mapping[str,
     spec = input_spec(object_info, class_type, flag.input_name)
     if flag.input_name not in inputs and spec is None:
         raise ModelInputError(
-            f"--input {flag.name}: {wf.describe_node(workflow, flag.node_id)} has no input {flag.input_name!r}. "
-            f"Its inputs: {_node_inputs_listing(workflow, flag.node_id, object_info)}.",
+            f"--input {flag.name}: {wf.NodeInput.of(workflow, flag.node_id, flag.input_name).describe()} does not "
+            f"exist. Its inputs: {_node_inputs_listing(workflow, flag.node_id, object_info)}.",
             fix="Use one of the input names listed; only literal (not linked) ones can be exposed.",
             node_id=flag.node_id, input_name=flag.input_name)
     options = spec_options(spec)
     value = inputs.get(flag.input_name, options.get("default"))
     if wf.is_link(value):
         raise ModelInputError(
-            f"--input {flag.name}: input {flag.input_name!r} of {wf.describe_node(workflow, flag.node_id)} is linked "
-            f"to node {value[0]} (output {value[1]}); only literal inputs can be exposed.",
+            f"--input {flag.name}: {wf.NodeInput.of(workflow, flag.node_id, flag.input_name).describe()} is linked "
+            f"to output {value[1]} of {wf.NodeInput.of(workflow, str(value[0])).describe()}; only literal inputs "
+            "can be exposed.",
             fix=f"Expose the literal input of node {value[0]} that feeds it instead (or a widget of another node).",
             node_id=flag.node_id, input_name=flag.input_name)
     title = wf.node_title(workflow, flag.node_id)
@@ -214,14 +216,15 @@ def _python_type(value: Any, flag: InputFlag) -> PyType:
     if isinstance(value, str):
         return "str"
     raise ModelInputError(
-        f"--input {flag.name}: the value of {flag.node_id}.{flag.input_name} is a {type(value).__name__}, "
+        f"--input {flag.name}: the value of {wf.NodeInput(flag.node_id, input_name=flag.input_name).describe()} "
+        f"is a {type(value).__name__}, "
         "which has no Cog type.", fix="Expose a number, text, boolean, choice or file input.",
         node_id=flag.node_id, input_name=flag.input_name)
 
 
 def _no_value(flag: InputFlag, workflow: wf.Workflow) -> ModelInputError:
     return ModelInputError(
-        f"--input {flag.name}: {wf.describe_node(workflow, flag.node_id)} has no value for {flag.input_name!r} "
+        f"--input {flag.name}: {wf.NodeInput.of(workflow, flag.node_id, flag.input_name).describe()} has no value "
         "and its definition gives no default.", fix="Set the input in ComfyUI and export the workflow again.",
         node_id=flag.node_id, input_name=flag.input_name)
 
@@ -534,7 +537,8 @@ def _raise_blocking(plan: Plan, exposed_files: set[tuple[str, str]]) -> list[str
             missing = [i for i in plan.inputs if not i.present and (i.node_id, i.input_name) not in exposed_files]
             if missing:
                 warnings.append("input files the workflow loads but no --input provides (they must be in the "
-                                "image's input/ folder): " + ", ".join(f"{i.path} [node {i.node_id}]" for i in missing))
+                                "image's input/ folder): " + ", ".join(f"{i.path} [{wf.NodeInput(i.node_id, input_name=i.input_name).describe()}]"
+                                                        for i in missing))
             continue
         blocking.append(error)
     if blocking:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal, Sequence
 from . import workflow as wf
 from .errors import CacheBudgetError, PreflightError, UnknownNodeError, WorkflowError, WrapperError, redact
 from .inputs.paths import PathRoots, check_workflow_paths
-from .inputs.place import InputRef, check_input_references, missing_inputs_error
+from .inputs.references import InputKind, InputRef, check_input_references, missing_inputs_error
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import ImportFailure, NodeProblem, PackSpec, check_nodes
 from .sizes import human_bytes
@@ -35,7 +35,6 @@ PLAN_SCHEMA_VERSION = 1
 
 
 WeightStatus = Literal["cached", "download", "url", "unknown"]  # a weight the workflow names, in the plan
-InputKind = Literal["file", "directory"]  # what an input reference names in input/
 UrlPurpose = Literal["input", "weight"]  # what a URL in the workflow is fetched as
 
 
@@ -128,20 +127,24 @@ class Plan:
                  + (" (converted from UI format)" if self.converted_from_ui else "")]
         if self.node_problems:
             lines.append("Unknown or unusable nodes:")
-            lines += [f"  - node {p.node_id} {p.class_type}: {p.kind}" for p in self.node_problems]
+            lines += [f"  - {wf.NodeInput(p.node_id, p.class_type, p.title or '').describe()}: {p.kind}"
+                      for p in self.node_problems]
         if self.weights:
             lines.append("Weights:")
             for w in self.weights:
                 size = f", {human_bytes(w.size)}" if w.size else ""
                 hint = f" (did you mean {', '.join(w.suggestions)}?)" if w.suggestions else ""
-                lines.append(f"  - {w.status:8s} {w.folder or '?'}/{w.name}{size} [node {w.node_id} {w.input_name}]{hint}")
+                where = wf.NodeInput(w.node_id, w.class_type, input_name=w.input_name).describe()
+                lines.append(f"  - {w.status:8s} {w.folder or '?'}/{w.name}{size} [{where}]{hint}")
         if self.inputs:
             lines.append("Input files:")
-            lines += [f"  - {'present' if i.present else 'MISSING':8s} {i.kind} {i.path} [node {i.node_id} {i.input_name}]"
+            lines += [f"  - {'present' if i.present else 'MISSING':8s} {i.kind} {i.path} "
+                      f"[{wf.NodeInput(i.node_id, i.class_type, input_name=i.input_name).describe()}]"
                       for i in self.inputs]
         if self.urls:
             lines.append("URLs to fetch:")
-            lines += [f"  - {u.purpose:6s} {u.url} [node {u.node_id} {u.input_name}]" for u in self.urls]
+            lines += [f"  - {u.purpose:6s} {u.url} [{wf.NodeInput(u.node_id, input_name=u.input_name).describe()}]"
+                      for u in self.urls]
         if self.seeds:
             lines.append("Seeds randomised: " + ", ".join(f"{n}.{i}" for n, i in self.seeds))
         budget = human_bytes(self.budget_bytes) if self.budget_bytes else "no limit"
@@ -202,7 +205,8 @@ def make_plan(workflow: wf.Workflow, ctx: PlanContext, *, randomise_seeds: bool 
         # Name the weights (largest first), so the user knows which ones to drop or swap.
         needed = sorted({(w.folder, w.name): w for w in plan.weights if w.status == "download" and w.size}.values(),
                         key=lambda w: -(w.size or 0))
-        listed = ", ".join(f"{w.folder}/{w.name} {human_bytes(w.size)} [node {w.node_id}]" for w in needed[:5])
+        listed = ", ".join(f"{w.folder}/{w.name} {human_bytes(w.size)} [{wf.NodeInput(w.node_id).describe()}]"
+                           for w in needed[:5])
         listed += f" and {len(needed) - 5} more" if len(needed) > 5 else ""
         plan.errors.append(CacheBudgetError(
             f"The weights this workflow still needs ({human_bytes(plan.download_bytes)}: {listed}) exceed the cache "
@@ -302,7 +306,7 @@ def _plan_inputs(plan: Plan, workflow: wf.Workflow, ctx: PlanContext) -> None:
         return
     plan.input_refs = refs
     plan.inputs = [InputItem(r.node_id, r.class_type, r.input_name, r.relative_path,
-                             "directory" if r.kind == "directory" else "file", r.exists) for r in refs]
+                             r.kind, r.exists) for r in refs]
     missing = missing_inputs_error(refs, ctx.input_dir)
     if missing is not None:
         plan.errors.append(missing)

@@ -33,18 +33,10 @@ from .errors import (
     printable,
 )
 from .inputs.archives import InputLimits
-from .inputs.place import (
-    PlacedInputs,
-    absolutize_input_paths,
-    check_input_origin,
-    fetch_workflow_urls,
-    forget_cog_download,
-    govern_cog_downloads,
-    place_input_file,
-    require_inputs,
-    resolve_input_source,
-    upload_name,
-)
+from .inputs.place import PlacedInputs, place_input_file, upload_name
+from .inputs.references import absolutize_input_paths, require_inputs
+from .inputs.source import check_input_origin, forget_cog_download, govern_cog_downloads, resolve_input_source
+from .inputs.workflow_urls import fetch_workflow_urls
 from .logs import get_logger
 from .nodes.catalogue import NodeCatalogue
 from .nodes.packs import (
@@ -560,7 +552,7 @@ class WorkflowRunner:
             self.client = ComfyUIClient(self.server.base_url)
 
     def _crashed(self, node_id: str | None, workflow: wf.Workflow) -> ComfyUICrashedError:
-        where = f" while {wf.describe_node(workflow, node_id.split(':')[0])} was running" if node_id else ""
+        where = f" while {wf.NodeInput.of(workflow, node_id).describe()} was running" if node_id else ""
         return ComfyUICrashedError(
             f"ComfyUI stopped (exit code {self.server.exit_code()}){where}. Last log lines:\n"
             f"{self.server.log_tail(25, since=self._log_mark)}",
@@ -568,7 +560,7 @@ class WorkflowRunner:
         )
 
     def _no_outputs(self, workflow: wf.Workflow, outputs: list[str], with_temp: bool) -> NoOutputsError:
-        names = ", ".join(wf.describe_node(workflow, nid) for nid in outputs)
+        names = ", ".join(wf.NodeInput.of(workflow, nid).describe() for nid in outputs)
         only_previews = all(workflow[nid]["class_type"].startswith("Preview") for nid in outputs)
         fix = None
         if only_previews and not with_temp:
@@ -604,9 +596,9 @@ def execution_error(error: dict[str, Any], workflow: wf.Workflow) -> ExecutionEr
     (a public endpoint's users get the message, not the server's code and file
     layout), and server paths in the exception message are shortened.
     """
-    node_id = printable(error.get("node_id", "?"), 80)
-    where = wf.describe_node(workflow, node_id.split(":")[0]) if node_id.split(":")[0] in workflow else f"node {node_id}"
+    node_id = str(error.get("node_id", "?"))
+    where = wf.NodeInput.of(workflow, node_id).describe()
     exc_type = printable(error.get("exception_type", "Exception"), 120)
     exc_message = printable(hide_server_paths(str(error.get("exception_message", "")).strip()), 1000)
-    message = f"{printable(where, 300)} failed: {exc_type}: {exc_message}"
-    return ExecutionError(message, node_id=node_id, exception_type=exc_type)
+    message = f"{where} failed: {exc_type}: {exc_message}"
+    return ExecutionError(message, node_id=printable(node_id, 80), exception_type=exc_type)

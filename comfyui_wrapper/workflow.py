@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import UIFormatError, WorkflowError
+from .errors import UIFormatError, WorkflowError, printable
 from .object_info import (
     class_info,
     combo_choices,
@@ -57,9 +57,48 @@ def node_title(workflow: Workflow, node_id: str) -> str:
     return meta_title(node) or str(node.get("class_type", "?"))
 
 
-def describe_node(workflow: Workflow, node_id: str) -> str:
-    node = workflow.get(node_id) or {}
-    return f"node {node_id} ({node.get('class_type', '?')}, \"{node_title(workflow, node_id)}\")"
+@dataclass(frozen=True)
+class NodeInput:
+    """Where in a workflow something is: a node, optionally one of its inputs and a place inside its value.
+
+    The one way a message names a place in the workflow, so that one error
+    never mixes formats: ``describe()`` gives ``node 7 "Reference photo"
+    (LoadImage), input 'image'``, and ``at`` adds the keys and indexes inside
+    a nested value (``at ['image'][0]``). Node ids, titles, input names and
+    keys are the user's text: each goes through errors.printable.
+    """
+
+    node_id: str
+    class_type: str = ""  # "" when unknown (a node that is not an object, an id from an event)
+    title: str = ""  # the user's _meta.title; not shown when empty or the class name itself
+    input_name: str = ""  # "" when the node as a whole is meant
+    at: tuple[str | int, ...] = ()  # keys and indexes inside the input's value
+
+    @classmethod
+    def of(cls, workflow: Mapping[str, Any], node_id: str, input_name: str = "") -> NodeInput:
+        """The node (and input) ``node_id`` names, with class and title read from ``workflow``.
+
+        An id of a node expanded at run time (``"5:12"``, inside group node 5)
+        that the workflow does not hold names its outer node.
+        """
+        node_id = str(node_id)
+        if node_id not in workflow and node_id.split(":")[0] in workflow:
+            node_id = node_id.split(":")[0]
+        node = workflow.get(node_id)
+        class_type = node.get("class_type") if isinstance(node, Mapping) else None
+        return cls(node_id, class_type if isinstance(class_type, str) else "", meta_title(node) or "", input_name)
+
+    def describe(self) -> str:
+        text = f"node {printable(self.node_id, 80)}"
+        if self.title and self.title != self.class_type:
+            text += f' "{printable(self.title, 100)}"'
+        if self.class_type:
+            text += f" ({printable(self.class_type, 100)})"
+        if self.input_name:
+            text += f", input '{printable(self.input_name, 100)}'"
+        if self.at:
+            text += " at " + "".join(f"[{printable(repr(key), 60)}]" for key in self.at)
+        return text
 
 
 def load_workflow_text(text: str, fetch_url: Callable[[str], str] | None = None) -> str:
@@ -162,18 +201,19 @@ def check_shape(data: dict[str, Any]) -> Workflow:
     problems: list[str] = []
     for node_id, node in data.items():
         if not isinstance(node, dict):
-            problems.append(f"- node {node_id!r} is a {type(node).__name__}, not an object")
+            problems.append(f"- {NodeInput(str(node_id)).describe()} is a {type(node).__name__}, not an object")
             continue
         if not isinstance(node.get("class_type"), str) or not node["class_type"]:
-            problems.append(f"- node {node_id!r} has no class_type")
+            problems.append(f"- {NodeInput.of(data, str(node_id)).describe()} has no class_type")
         inputs = node.get("inputs", {})
         if not isinstance(inputs, dict):
-            problems.append(f"- node {node_id!r} has inputs that are not an object")
+            problems.append(f"- {NodeInput.of(data, str(node_id)).describe()} has inputs that are not an object")
             continue
         for name, value in inputs.items():
             if is_link(value) and str(value[0]) not in data:
                 problems.append(
-                    f"- node {node_id!r} input '{name}' links to node {value[0]!r}, which is not in the workflow"
+                    f"- {NodeInput.of(data, str(node_id), str(name)).describe()} links to "
+                    f"{NodeInput(str(value[0])).describe()}, which is not in the workflow"
                 )
     if problems:
         raise WorkflowError(

@@ -55,12 +55,13 @@ import re
 import stat
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import UnsafeInputError, WorkflowError, printable
 from ..object_info import is_multiline_text, node_inputs
+from ..workflow import NodeInput, meta_title
 
 __all__ = ["MAX_VALUE_DEPTH", "PathRoots", "check_workflow_paths", "path_problem", "split_annotation"]
 
@@ -146,23 +147,22 @@ def _on_disk_problem(full: Path, root: Path) -> str | None:
     return None
 
 
-def _strings(value: Any, node_id: str, name: str) -> Iterator[str]:
-    """Every string inside an input value (dicts and lists walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
+def _strings(value: Any, where: NodeInput) -> Iterator[tuple[NodeInput, str]]:
+    """Every string inside an input value, with where it sits (dicts and lists walked without recursion)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
-        item, depth = stack.pop()
+        item, at = stack.pop()
         if isinstance(item, str):
-            yield item
+            yield (replace(where, at=at) if at else where), item
         elif isinstance(item, (dict, list, tuple)):
-            if depth >= MAX_VALUE_DEPTH:
+            if len(at) >= MAX_VALUE_DEPTH:
                 raise WorkflowError(
-                    f"Node {printable(node_id)}, input '{printable(name)}': the value is nested more than "
-                    f"{MAX_VALUE_DEPTH} levels deep.",
+                    f"{where.describe()}: the value is nested more than {MAX_VALUE_DEPTH} levels deep.",
                     fix="Send plain values; no ComfyUI node takes inputs nested this deep.",
-                    node_id=node_id, input_name=name,
+                    node_id=where.node_id, input_name=where.input_name,
                 )
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((child, (*at, key if isinstance(key, int) else str(key))) for key, child in children)
 
 
 def check_workflow_paths(workflow: dict[str, Any], roots: PathRoots, object_info: dict[str, Any] | None = None) -> None:
@@ -176,17 +176,17 @@ def check_workflow_paths(workflow: dict[str, Any], roots: PathRoots, object_info
         if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
             continue
         class_type = str(node.get("class_type", ""))
+        title = meta_title(node) or ""
         free_text = {name for name, spec in node_inputs(object_info, class_type).items() if is_multiline_text(spec)}
         for name, value in node["inputs"].items():
             if name in free_text:
                 continue
-            for text in _strings(value, str(node_id), str(name)):
+            for where, text in _strings(value, NodeInput(str(node_id), class_type, title, str(name))):
                 problem = path_problem(text, roots)
                 if problem:
                     raise UnsafeInputError(
-                        f"Node {printable(node_id)} ({printable(class_type)}), input '{printable(name)}': "
-                        f"'{printable(text)}' {problem}; a workflow may read and write only inside ComfyUI's "
-                        "input/, output/, temp/ and model folders.",
+                        f"{where.describe()}: '{printable(text)}' {problem}; a workflow may read and write only "
+                        "inside ComfyUI's input/, output/, temp/ and model folders.",
                         fix="Name files relative to their folder (as they appear in your upload or in output/), "
                             "without '..', a leading '/' or '~', or a drive letter.",
                         node_id=str(node_id), input_name=str(name), value=text,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from ..errors import ManifestError, UnknownNodeError
-from ..workflow import meta_title, node_order_key
+from ..workflow import NodeInput, meta_title, node_order_key
 from .catalogue import NodeCatalogue, Provider, normalize_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -303,8 +303,7 @@ class NodeProblem:
     repo: str | None = None
 
     def describe(self) -> str:
-        title = f' "{self.title}"' if self.title and self.title != self.class_type else ""
-        return f"node {self.node_id}{title} ({self.class_type}): {self.detail}"
+        return f"{NodeInput(self.node_id, self.class_type, self.title or '').describe()}: {self.detail}"
 
 
 _FIXES = {

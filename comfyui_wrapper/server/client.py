@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal
 
 import requests
@@ -28,7 +28,7 @@ from ..errors import (
     printable,
 )
 from ..logs import get_logger
-from ..workflow import node_title
+from ..workflow import NodeInput
 
 log = get_logger(__name__)
 
@@ -192,11 +192,11 @@ class ComfyUIClient:
             if now - started > timeout_s:
                 raise PredictionTimeoutError(
                     f"The workflow did not finish within {timeout_s:g} s"
-                    + (f" (node {running_node} was running)." if running_node else "."),
+                    + (f" ({NodeInput(running_node).describe()} was running)." if running_node else "."),
                     node_id=running_node, seconds=now - started,
                 )
             if now - last_event > stall_timeout_s:
-                what = f"Node {running_node} made" if running_node else "ComfyUI reported"
+                what = f"{NodeInput(running_node).describe()} made" if running_node else "ComfyUI reported"
                 raise PredictionTimeoutError(
                     f"{what} no progress for {now - last_event:.0f} s.", node_id=running_node, seconds=now - started,
                 )
@@ -309,20 +309,19 @@ def validation_error(payload: dict[str, Any], prompt: dict[str, Any]) -> PromptV
     node_errors = payload.get("node_errors") or {}
     lines: list[str] = []
     for node_id, info in node_errors.items():
-        class_type = info.get("class_type") or (prompt.get(node_id) or {}).get("class_type", "?")
+        node = NodeInput.of(prompt, str(node_id))
+        if isinstance(info.get("class_type"), str) and info["class_type"]:
+            node = replace(node, class_type=info["class_type"])  # ComfyUI's word for the class it checked
         for item in info.get("errors", []):
             extra = item.get("extra_info") or {}
-            input_name = extra.get("input_name")
-            where = f"node {node_id} ({class_type}, \"{node_title(prompt, node_id)}\")"
-            if input_name:
-                where += f", input '{input_name}'"
+            where = replace(node, input_name=str(extra.get("input_name") or ""))
             reason = item.get("details") or item.get("message") or item.get("type", "invalid")
             if item.get("message") and item.get("details") and item["message"] not in item["details"]:
                 reason = f"{item['message']}: {item['details']}"
             received = extra.get("received_value")
             suffix = f" (received {printable(repr(received), 200)})" if "received_value" in extra else ""
             # ComfyUI's text: node ids and titles are the user's, details may name server paths (issue 12)
-            lines.append(f"- {printable(where, 300)}: {printable(hide_server_paths(str(reason)), 500)}{suffix}")
+            lines.append(f"- {where.describe()}: {printable(hide_server_paths(str(reason)), 500)}{suffix}")
     headline = error.get("message") or "ComfyUI refused the workflow"
     if not lines and error.get("details"):
         headline = f"{headline} {error['details']}"

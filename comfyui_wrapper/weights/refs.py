@@ -29,7 +29,7 @@ from ..errors import UnknownWeightError, WorkflowError, redact, redacted_repr
 from ..filetypes import has_model_extension
 from ..object_info import combo_choices, input_spec, is_multiline_text
 from ..urls import is_http_url
-from ..workflow import is_link
+from ..workflow import NodeInput, is_link, meta_title
 from .manifest import Manifest, WeightSpec
 
 EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")  # the ones ComfyUI's load_embed tries
@@ -78,19 +78,6 @@ CORE_LOADER_FOLDERS: dict[tuple[str, str], str] = {
 def core_folder_for(class_type: str, input_name: str) -> str | None:
     """A ``folder_for`` for core ComfyUI loaders; callers may chain their own table after it."""
     return CORE_LOADER_FOLDERS.get((class_type, input_name))
-
-
-@dataclass(frozen=True)
-class NodeInput:
-    """Where in the workflow a reference sits: enough to name it in a message."""
-
-    node_id: str
-    class_type: str
-    title: str
-    input_name: str
-
-    def describe(self) -> str:
-        return f'node {self.node_id} ({self.class_type}, "{self.title}"), input {self.input_name!r}'
 
 
 @dataclass(frozen=True)
@@ -212,11 +199,10 @@ def find_weights(
         if not isinstance(node, Mapping):
             continue
         class_type = str(node.get("class_type", "?"))
-        title = str((node.get("_meta") or {}).get("title") or class_type)
         for input_name, value in (node.get("inputs") or {}).items():
             if not isinstance(value, str) or is_link(value):
                 continue
-            where = NodeInput(str(node_id), class_type, title, input_name)
+            where = NodeInput(str(node_id), str(node.get("class_type", "")), meta_title(node) or "", input_name)
             spec_in = input_spec(object_info, class_type, input_name)
             folder = folder_for(class_type, input_name)
             if "embedding:" in value:
@@ -352,7 +338,7 @@ def apply_rewrites(workflow: Mapping[str, Any], rewrites: Iterable[Rewrite]) -> 
         inputs = node.get("inputs") if isinstance(node, dict) else None
         if not isinstance(inputs, dict) or not isinstance(inputs.get(rewrite.input_name), str):
             raise WorkflowError(
-                f"Cannot rewrite input {rewrite.input_name!r} of node {rewrite.node_id}: "
+                f"Cannot rewrite {NodeInput(rewrite.node_id, input_name=rewrite.input_name).describe()}: "
                 "the node or a text value there is missing.",
                 node_id=rewrite.node_id, input_name=rewrite.input_name,
             )

@@ -226,7 +226,7 @@ def test_a_missing_folder_is_listed_with_a_suggestion(runner, tmp_path):
                 "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "f"}}}
     with pytest.raises(MissingInputError) as caught:
         run(runner, workflow, archive)
-    assert ("Node 1 (LoadImageDataSetFromFolder), input 'folder': folder 'reference' is missing; "
+    assert ("node 1 (LoadImageDataSetFromFolder), input 'folder': folder 'reference' is missing; "
             "did you mean 'references'?") in str(caught.value)
 
 
@@ -241,9 +241,9 @@ def test_a_missing_input_is_listed_with_node_input_and_a_suggestion(runner, tmp_
         run(runner, workflow, tmp_path / "my_image.png")
     message = str(caught.value)
     assert "2 file(s)" in message, message
-    assert "Node 10 'Load 0' (LoadImage), input 'image': file 'my_imag.png' is missing; did you mean 'my_image.png'?" \
+    assert "node 10 \"Load 0\" (LoadImage), input 'image': file 'my_imag.png' is missing; did you mean 'my_image.png'?" \
         in message
-    assert "Node 30 'The mask' (LoadImageMask), input 'image': file 'refs/mask.png' is missing" in message
+    assert "node 30 \"The mask\" (LoadImageMask), input 'image': file 'refs/mask.png' is missing" in message
     assert "input/ holds: input.png, my_image.png" in message
     assert_input_dir_empty(runner)
 
@@ -332,7 +332,7 @@ def test_an_empty_archive_leads_to_the_missing_input_report(runner, tmp_path, ki
     with pytest.raises(MissingInputError) as caught:
         run(runner, invert_workflow("my_img.png"), archive)
     message = str(caught.value)
-    assert "Node 10 'Load 0' (LoadImage), input 'image': file 'my_img.png' is missing" in message
+    assert "node 10 \"Load 0\" (LoadImage), input 'image': file 'my_img.png' is missing" in message
     assert "input/ is empty" in message
 
 
@@ -363,7 +363,7 @@ def test_a_404_url_is_refused_naming_node_input_and_url(runner, site):
     with pytest.raises(DownloadError) as caught:
         run(runner, invert_workflow(url))
     message = str(caught.value)
-    assert "Node 10 'Load 0' (LoadImage), input 'image'" in message
+    assert "node 10 \"Load 0\" (LoadImage), input 'image'" in message
     assert url in message and "404" in message
     assert_input_dir_empty(runner)
 
@@ -372,7 +372,7 @@ def test_an_oversized_url_body_is_refused(runner, site):
     control, _ = site
     with pytest.raises(InputTooLargeError) as caught:
         run(runner, invert_workflow(f"{control.base_url}/big.png"))
-    assert str(MAX_INPUT_BYTES) in str(caught.value) and "Node 10" in str(caught.value)
+    assert str(MAX_INPUT_BYTES) in str(caught.value) and "node 10" in str(caught.value)
     assert_input_dir_empty(runner)
 
 

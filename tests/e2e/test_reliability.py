@@ -67,7 +67,7 @@ def test_a_node_that_raises_gives_node_class_title_and_exception_not_the_traceba
     with pytest.raises(ExecutionError) as caught:
         run_workflow(runner, chain(("CWTestRaise", {"message": "kaboom"})))
     message = str(caught.value)
-    assert 'node 2 (CWTestRaise, "my CWTestRaise") failed: ValueError: CWTestRaise says kaboom' in message
+    assert 'node 2 "my CWTestRaise" (CWTestRaise) failed: ValueError: CWTestRaise says kaboom' in message
     assert "Traceback" not in message and "cw_test_nodes" not in message  # issue 12 item 14: no server internals
     assert_clean(runner)
     assert_recovers(runner)
@@ -98,7 +98,7 @@ def test_events_a_pack_broadcasts_do_not_feed_the_stall_watchdog(runner):
     with pytest.raises(PredictionTimeoutError) as caught:
         run_workflow(runner, chain(("CWTestHangWhileBroadcasting", {"seconds": 30.0})))
     assert time.monotonic() - began < 5.5, "the stall watchdog fired only at the overall deadline"
-    assert "Node 2 made no progress" in str(caught.value)
+    assert "node 2 made no progress" in str(caught.value)
     assert_clean(runner)
     assert_recovers(runner)
 
@@ -131,7 +131,7 @@ def test_comfyui_killed_mid_run_is_reported_and_the_next_run_restarts_it(runner)
         run_workflow(runner, chain(("CWTestSleep", {"seconds": 4.0, "report_progress": True})))
     noticed = time.monotonic() - began - 2.0
     assert noticed < 2.5, f"took {noticed:.1f}s to notice"
-    assert "node 2 (CWTestSleep" in str(caught.value)
+    assert 'node 2 "my CWTestSleep" (CWTestSleep)' in str(caught.value)
     assert "exit code -9" in str(caught.value)
     assert_clean(runner)
     assert_recovers(runner)

@@ -119,7 +119,7 @@ def test_validation_error_names_node_input_and_reason(runner):
     with pytest.raises(PromptValidationError) as caught:
         run_workflow(runner, workflow)
     message = str(caught.value)
-    assert "node 1 (EmptyImage, \"My canvas\")" in message
+    assert "node 1 \"My canvas\" (EmptyImage)" in message
     assert "input 'width'" in message
     assert "smaller than min" in message
     assert "received 0" in message

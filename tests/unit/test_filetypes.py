@@ -16,7 +16,7 @@ from comfyui_wrapper.filetypes import (
     sniff_weights,
 )
 from comfyui_wrapper.inputs.archives import InputLimits, archive_kind
-from comfyui_wrapper.inputs.place import resolve_input_source
+from comfyui_wrapper.inputs.source import resolve_input_source
 from comfyui_wrapper.urls import UrlPolicy
 from comfyui_wrapper.weights.manifest import Manifest
 from comfyui_wrapper.weights.refs import core_folder_for, find_weights

@@ -148,9 +148,9 @@ def test_suggestions_for_the_example():
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("prompt=99.text", "no node '99'"),
-    ("prompt=6.txt", "has no input 'txt'. Its inputs: text, clip (linked)"),
-    ("model=3.model", "is linked to node 4 (output 0); only literal inputs can be exposed"),
+    ("prompt=99.text", "has no node 99."),
+    ("prompt=6.txt", "input 'txt' does not exist. Its inputs: text, clip (linked)"),
+    ("model=3.model", "is linked to output 0 of node 4 \"Load Checkpoint\" (CheckpointLoaderSimple); only literal inputs can be exposed"),
     ("2prompt=6.text", "not usable as a Python parameter name"),
     ("class=6.text", "not usable as a Python parameter name"),
     ("output_format=6.text", "clashes with a standard input"),

@@ -274,10 +274,11 @@ def test_the_package_takes_its_loggers_from_one_place() -> None:
 
 
 def test_values_that_hold_a_raw_url_never_show_it(tmp_path: Path) -> None:
-    from comfyui_wrapper.inputs.place import FetchedUrl
+    from comfyui_wrapper.inputs.workflow_urls import FetchedUrl
     from comfyui_wrapper.weights.declared import EmbeddedModel
     from comfyui_wrapper.weights.manifest import WeightSpec
-    from comfyui_wrapper.weights.refs import NodeInput, Rewrite, UrlRef
+    from comfyui_wrapper.weights.refs import Rewrite, UrlRef
+    from comfyui_wrapper.workflow import NodeInput
 
     url = tokened("https://h.test", "m.safetensors")
     target = parse_target(url)

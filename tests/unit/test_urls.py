@@ -23,7 +23,8 @@ from comfyui_wrapper.errors import (
     UnsafeInputError,
 )
 from comfyui_wrapper.inputs.archives import InputLimits
-from comfyui_wrapper.inputs.place import fetch_workflow_urls, resolve_input_source
+from comfyui_wrapper.inputs.source import resolve_input_source
+from comfyui_wrapper.inputs.workflow_urls import fetch_workflow_urls
 from comfyui_wrapper.urls import Scope, UrlPolicy, address_is_private, check_url, fetch_text, parse_target, token_header
 from comfyui_wrapper.weights import download
 from tests.support.fake_dns import fake_dns

@@ -44,8 +44,8 @@ def test_missing_class_type_and_dangling_link_are_listed_together():
     with pytest.raises(WorkflowError) as caught:
         wf.check_shape(data)
     message = str(caught.value)
-    assert "node '1' has no class_type" in message
-    assert "links to node '99'" in message
+    assert "- node 1 has no class_type" in message
+    assert "- node 2 (SaveImage), input 'images' links to node 99, which is not in the workflow" in message
 
 
 def test_ui_format_is_detected():
@@ -148,7 +148,7 @@ def test_one_title_rule_for_every_message():
         assert wf.meta_title(hostile) is None
     workflow = {"1": {"class_type": "KSampler", "_meta": {"title": 7}}}
     assert wf.node_title(workflow, "1") == "KSampler"
-    assert wf.describe_node(workflow, "1") == 'node 1 (KSampler, "KSampler")'
+    assert wf.NodeInput.of(workflow, "1").describe() == "node 1 (KSampler)"
 
 
 def test_one_link_rule():

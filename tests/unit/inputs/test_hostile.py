@@ -36,7 +36,7 @@ def test_hostile_path_is_refused(case: bad.HostileCase, roots: PathRoots) -> Non
         check_workflow_paths(case.payload, roots, CLIP_INFO)
     assert type(caught.value) is case.error
     message = str(caught.value)
-    assert "Node 1" in message and "How to fix:" in message
+    assert "node 1" in message and "How to fix:" in message
     assert "\x00" not in message
 
 
@@ -142,7 +142,7 @@ def test_the_plan_refuses_before_anything_else(tmp_path: Path) -> None:
                 "2": {"class_type": "SaveImageDataSetToFolder",
                       "inputs": {"images": ["1", 0], "folder_name": "../../x", "filename_prefix": "i"}}}
     plan = make_plan(workflow, ctx)
-    with pytest.raises(UnsafeInputError, match="Node 1 .LoadImage., input 'image'"):
+    with pytest.raises(UnsafeInputError, match="node 1 .LoadImage., input 'image'"):
         plan.raise_for_problems()
     del workflow["1"]
     workflow["2"]["inputs"]["images"] = ["3", 0]
@@ -274,7 +274,7 @@ def test_damaged_archive_message_hides_the_staging_path(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", bad.HOSTILE_INPUT_FILES, ids=[c.attack for c in bad.HOSTILE_INPUT_FILES])
 def test_hostile_input_file_is_refused_without_touching_the_disk(case: bad.HostileCase, monkeypatch) -> None:
-    from comfyui_wrapper.inputs import place as inputs
+    from comfyui_wrapper.inputs import source as inputs
 
     def no_disk(*args, **kwargs):
         raise AssertionError("the file system was consulted")
@@ -289,7 +289,7 @@ def test_hostile_input_file_is_refused_without_touching_the_disk(case: bad.Hosti
 
 
 def test_input_file_origin_accepts_urls_governed_downloads_and_own_files(tmp_path: Path) -> None:
-    from comfyui_wrapper.inputs import place as inputs
+    from comfyui_wrapper.inputs import source as inputs
 
     inputs.check_input_origin("https://example.com/a.png", local_allowed=False)
     inputs.check_input_origin("data:image/png;base64,AAAA", local_allowed=False)
@@ -306,7 +306,7 @@ def test_governed_cog_convert_applies_our_policy(monkeypatch) -> None:
     """URLPath.convert (what coglet calls before predict) now refuses a loopback URL without a request."""
     import cog.types as cog_types
 
-    from comfyui_wrapper.inputs import place as inputs
+    from comfyui_wrapper.inputs import source as inputs
     from comfyui_wrapper.inputs.archives import InputLimits
     from comfyui_wrapper.urls import UrlPolicy
 
@@ -353,7 +353,7 @@ def test_a_link_in_output_is_checked_for_save_prefixes_too(roots: PathRoots, tmp
 def test_forgetting_a_governed_download_removes_it_and_its_folder(tmp_path: Path) -> None:
     import tempfile
 
-    from comfyui_wrapper.inputs import place as inputs
+    from comfyui_wrapper.inputs import source as inputs
 
     folder = Path(tempfile.mkdtemp(prefix="cw-cog-input-"))
     path = folder / "a.png"

@@ -1,4 +1,4 @@
-"""input_file placement, workflow URL fetching and input validation.
+"""inputs/: place.py (input_file), source.py (CLI strings), workflow_urls.py (URLs in a workflow), references.py (checks).
 
 Real media files (Pillow, PyAV), real archives, and a real HTTP server on
 127.0.0.1 (tests/support/static_server.py) with UrlPolicy(allow_private=True),
@@ -33,17 +33,16 @@ from comfyui_wrapper.errors import (
     UnsafeInputError,
 )
 from comfyui_wrapper.filetypes import looks_like_text, sniff_media
-from comfyui_wrapper.inputs.place import (
-    InputLimits,
+from comfyui_wrapper.inputs.archives import InputLimits
+from comfyui_wrapper.inputs.place import place_input_file, safe_filename
+from comfyui_wrapper.inputs.references import (
     absolutize_input_paths,
     check_input_references,
-    fetch_workflow_urls,
     missing_inputs_error,
-    place_input_file,
     require_inputs,
-    resolve_input_source,
-    safe_filename,
 )
+from comfyui_wrapper.inputs.source import resolve_input_source
+from comfyui_wrapper.inputs.workflow_urls import fetch_workflow_urls
 from comfyui_wrapper.urls import UrlPolicy
 from tests.support.static_server import serve_directory
 
@@ -382,7 +381,7 @@ def test_404_names_node_input_and_redacted_url(site, tmp_path):
     with pytest.raises(DownloadError) as caught:
         fetch_workflow_urls(workflow, tmp_path / "input", LOCAL, LIMITS)
     message = str(caught.value)
-    assert "Node 7 'Reference photo' (LoadImage), input 'image'" in message
+    assert "node 7 \"Reference photo\" (LoadImage), input 'image'" in message
     assert "HTTP 404" in message and "/missing.png?token=***" in message and "SECRET123" not in message
     assert caught.value.node_id == "7" and caught.value.input_name == "image"
     assert list((tmp_path / "input").iterdir()) == []  # the good download is removed too
@@ -392,7 +391,7 @@ def test_oversized_body_is_refused_and_nothing_left(site, tmp_path):
     limits = InputLimits(max_input_bytes=100_000)
     with pytest.raises(InputTooLargeError, match="larger than the input limit") as caught:
         fetch_workflow_urls({"1": load_image(f"{site.base_url}/big.png")}, tmp_path / "input", LOCAL, limits)
-    assert "Node 1" in str(caught.value) and "CW_MAX_INPUT_BYTES" in str(caught.value)
+    assert "node 1" in str(caught.value) and "CW_MAX_INPUT_BYTES" in str(caught.value)
     assert list((tmp_path / "input").iterdir()) == []
 
 
@@ -438,7 +437,7 @@ def test_body_without_length_is_cut_at_the_limit(tmp_path):
 def test_html_json_and_text_are_not_media(site, tmp_path, path):
     with pytest.raises(InputFileError, match="not media") as caught:
         fetch_workflow_urls({"3": load_image(site.base_url + path)}, tmp_path / "input", LOCAL, LIMITS)
-    assert "Node 3" in str(caught.value) and path in str(caught.value)
+    assert "node 3" in str(caught.value) and path in str(caught.value)
     assert list((tmp_path / "input").iterdir()) == []
 
 
@@ -449,7 +448,7 @@ def test_a_url_that_never_answers_times_out(site, tmp_path):
         fetch_workflow_urls({"9": load_image(f"{site.base_url}/slow.png")}, tmp_path / "input",
                             UrlPolicy(allow_private=True, timeout_s=0.5), LIMITS)
     assert time.monotonic() - started < 5
-    assert "Node 9" in str(caught.value)
+    assert "node 9" in str(caught.value)
     assert list((tmp_path / "input").iterdir()) == []
 
 
@@ -462,7 +461,7 @@ def test_a_url_that_trickles_hits_the_total_time_limit(tmp_path):
             fetch_workflow_urls({"4": load_image(f"{slow.base_url}/slow.png")}, tmp_path / "input",
                                 UrlPolicy(allow_private=True, timeout_s=5, total_timeout_s=1.0), LIMITS)
         assert time.monotonic() - started < 3.5
-    assert "Node 4" in str(caught.value)
+    assert "node 4" in str(caught.value)
     assert list((tmp_path / "input").iterdir()) == []
 
 
@@ -470,7 +469,7 @@ def test_a_url_that_trickles_hits_the_total_time_limit(tmp_path):
 def test_non_http_schemes_are_refused(tmp_path, value):
     with pytest.raises(UnsafeInputError, match="only http and https") as caught:
         fetch_workflow_urls({"2": load_image(value)}, tmp_path / "input", LOCAL, LIMITS)
-    assert "Node 2" in str(caught.value)
+    assert "node 2" in str(caught.value)
 
 
 def test_data_uri_in_workflow_is_refused(tmp_path):
@@ -571,18 +570,18 @@ def test_all_missing_inputs_are_listed_at_once_with_suggestions(input_dir):
     message = str(caught.value)
     assert "7 file(s) or folder(s)" in message
     for fragment in (
-        "Node 10 'Reference' (LoadImage), input 'image': file 'photo.png' is missing; did you mean 'photo.jpg'?",
-        "Node 11 (LoadImageMask), input 'image': file 'masks/mask.png' is missing",
-        "Node 12 (LoadVideo), input 'file': file 'clip.mp4' is missing.",
-        "Node 13 (LoadAudio), input 'audio': file 'song.wav' is missing; did you mean 'Song.WAV'?",
-        "Node 14 (VHS_LoadImages), input 'directory': folder 'frames_v1' is missing; did you mean 'frames_v2'?",
-        "Node 15 (SomeBatchLoader), input 'directory': folder 'frames' is missing; did you mean 'frames_v2'?",
-        "Node 16 (VHS_LoadVideo), input 'video'",
+        "node 10 \"Reference\" (LoadImage), input 'image': file 'photo.png' is missing; did you mean 'photo.jpg'?",
+        "node 11 (LoadImageMask), input 'image': file 'masks/mask.png' is missing",
+        "node 12 (LoadVideo), input 'file': file 'clip.mp4' is missing.",
+        "node 13 (LoadAudio), input 'audio': file 'song.wav' is missing; did you mean 'Song.WAV'?",
+        "node 14 (VHS_LoadImages), input 'directory': folder 'frames_v1' is missing; did you mean 'frames_v2'?",
+        "node 15 (SomeBatchLoader), input 'directory': folder 'frames' is missing; did you mean 'frames_v2'?",
+        "node 16 (VHS_LoadVideo), input 'video'",
         "input/ holds: 3d/, frames_v2/,",
         "How to fix:",
     ):
         assert fragment in message, fragment
-    assert "Node 17" not in message
+    assert "node 17" not in message
     assert [ref.node_id for ref in caught.value.missing] == ["10", "11", "12", "13", "14", "15", "16"]
     assert "photo.jpg" in caught.value.present
 
@@ -599,7 +598,7 @@ def test_empty_input_dir_says_so(tmp_path):
 def test_values_leaving_input_are_refused(input_dir, value):
     with pytest.raises(UnsafeInputError) as caught:
         check_input_references({"4": node("LoadImage", image=value)}, OBJECT_INFO, input_dir)
-    assert "Node 4 (LoadImage), input 'image'" in str(caught.value)
+    assert "node 4 (LoadImage), input 'image'" in str(caught.value)
 
 
 def test_directory_with_dotdot_is_refused_but_absolute_generic_is_not_ours(input_dir):

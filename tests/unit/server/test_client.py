@@ -97,6 +97,6 @@ def test_an_error_recorded_in_history_is_the_outcome():
 def test_no_progress_from_our_prompt_trips_the_stall_watchdog():
     script = Script(connections=[[message("executing", node="4")] + [{"type": "crystools.monitor", "data": {}}] * 3])
     started = time.monotonic()
-    with pytest.raises(PredictionTimeoutError, match="Node 4 made no progress") as caught:
+    with pytest.raises(PredictionTimeoutError, match="node 4 made no progress") as caught:
         run(script, stall_timeout_s=0.5)
     assert caught.value.node_id == "4" and time.monotonic() - started < 5

@@ -94,9 +94,9 @@ def test_unknown_weights_are_all_collected_with_suggestions(manifest: Manifest) 
     assert isinstance(error, UnknownWeightError) and isinstance(error, LookupError)
     text = str(error)
     assert "3 weights" in text
-    assert "node 4 (CheckpointLoaderSimple, \"Load Checkpoint\"), input 'ckpt_name'" in text
+    assert "node 4 \"Load Checkpoint\" (CheckpointLoaderSimple), input 'ckpt_name'" in text
     assert "'sd_xl_base_1.0.safetensors'" in text and "'easynegative.safetensors'" in text
-    assert "node 10 (LoraLoader, \"Style\")" in text
+    assert "node 10 \"Style\" (LoraLoader)" in text
     assert "How to fix:" in text and "URL" in text and "weights_manifest.json" in text
     assert error.weights == values
 

@@ -271,13 +271,16 @@ class Manifest:
             matcher_stem.set_seq1(stem)
             if matcher_full.real_quick_ratio() < cutoff - 0.1 and matcher_stem.real_quick_ratio() < cutoff - 0.1:
                 continue
-            score = max(matcher_full.ratio(), matcher_stem.ratio())
+            bonus = 0.02 if ext and ext == query_ext else 0.0
             shorter, longer = sorted((query_stem, stem), key=len)
-            if len(shorter) >= 5 and longer.startswith(shorter):
+            prefix = len(shorter) >= 5 and longer.startswith(shorter)
+            if not prefix and max(matcher_full.quick_ratio(), matcher_stem.quick_ratio()) + bonus < cutoff:
+                continue  # quick_ratio bounds ratio from above: this name cannot reach the cutoff (ratio is 50x dearer)
+            score = max(matcher_full.ratio(), matcher_stem.ratio())
+            if prefix:
                 # "sd_xl_base" for "sd_xl_base_1.0": a prefix is a strong hint.
                 score = max(score, 0.75 + 0.25 * len(shorter) / len(longer))
-            if ext and ext == query_ext:
-                score += 0.02
+            score += bonus
             if score >= cutoff and score > best.get(canonical, 0.0):
                 best[canonical] = score
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))

@@ -297,7 +297,10 @@ def test_an_async_cancel_lands_during_a_download_and_cleans_up(tmp_path):
 
         thread = threading.Thread(target=predict)
         thread.start()
-        time.sleep(1.0)
+        deadline = time.monotonic() + 5
+        while not server.open_trickles and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # a few bytes in: the thread is blocked reading the body
         began = time.monotonic()
         _inject(thread, FakeCancel)
         thread.join(5)
@@ -343,9 +346,12 @@ def test_a_pinned_https_connection_keeps_the_name_for_sni_and_the_certificate(tm
     import subprocess
 
     key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=public.test", "-addext", "subjectAltName=DNS:public.test"],
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=public.test",
+                    "-addext", "subjectAltName=DNS:public.test"],
                    check=True, capture_output=True)
+
+    streaming = threading.Event()  # set once the slow body has begun
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -358,6 +364,7 @@ def test_a_pinned_https_connection_keeps_the_name_for_sni_and_the_certificate(tm
                         self.wfile.write(b"x")
                         self.wfile.flush()
                         time.sleep(0.2)
+                        streaming.set()
                 except OSError:
                     return
             self.send_header("Content-Length", "2")
@@ -398,7 +405,8 @@ def test_a_pinned_https_connection_keeps_the_name_for_sni_and_the_certificate(tm
 
         reader = threading.Thread(target=read_slowly, daemon=True)
         reader.start()
-        time.sleep(1.0)
+        assert streaming.wait(5)
+        time.sleep(0.2)  # the reader has its first byte and is blocked on the next
         began = time.monotonic()
         scope.abort("cancel")
         reader.join(5)

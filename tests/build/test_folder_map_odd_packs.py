@@ -78,6 +78,7 @@ NODE_CLASS_MAPPINGS = {}
 '''
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not (COMFYUI_DIR / "main.py").is_file(), reason="ComfyUI is not installed")
 def test_odd_registrations_are_mapped_and_a_broken_one_is_named_and_skipped(tmp_path: Path) -> None:
     comfy = tmp_path / "comfy"

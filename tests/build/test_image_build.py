@@ -156,6 +156,7 @@ def _installed_build(tmp_path: Path, packs: list[dict]) -> tuple[Path, Path]:
     return site, comfy
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not (REPO / "ComfyUI" / "main.py").is_file(), reason="ComfyUI is not installed")
 @pytest.mark.parametrize("case", ["broken entry", "unreachable repo", "missing commit"])
 def test_a_bad_pack_fails_the_build_naming_it_and_leaves_nothing_installed(tmp_path: Path, case: str):

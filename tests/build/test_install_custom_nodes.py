@@ -2,6 +2,8 @@
 
 Requirements go into a throwaway venv (``pip --python``), never into the
 project's own environment. ``six`` is the small real package a test pack needs.
+The tests that install (a venv, git clones, pip: seconds each) are marked e2e;
+the parsers' tests run in `pytest -m "not e2e"`.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def head(path: Path) -> str:
     return git(path, "rev-parse", "HEAD")
 
 
+@pytest.mark.e2e
 def test_installs_each_pack_at_its_pinned_commit_with_requirements(setup, upstream):
     summary = setup["run"]()
     assert summary.errors == []
@@ -97,6 +100,7 @@ def test_installs_each_pack_at_its_pinned_commit_with_requirements(setup, upstre
     assert not (setup["comfy"] / inst.STAGING_NAME).exists()
 
 
+@pytest.mark.e2e
 def test_second_run_changes_nothing_and_is_fast(setup, upstream):
     assert setup["run"]().errors == []
     lock = setup["comfy"] / "custom_nodes.lock.json"
@@ -116,6 +120,7 @@ def test_second_run_changes_nothing_and_is_fast(setup, upstream):
     assert elapsed < 2.0, f"a no-op run took {elapsed:.2f} s"
 
 
+@pytest.mark.e2e
 def test_pack_at_wrong_commit_or_edited_is_moved_back(setup, upstream):
     assert setup["run"]().errors == []
     good = upstream["good"]
@@ -131,6 +136,7 @@ def test_pack_at_wrong_commit_or_edited_is_moved_back(setup, upstream):
     assert not (pack_dir / "VERSION").exists()
 
 
+@pytest.mark.e2e
 def test_new_pin_not_in_the_clone_is_fetched(setup, upstream, tmp_path):
     assert setup["run"]().errors == []
     # a commit made upstream after the clone, then pinned
@@ -147,6 +153,7 @@ def test_new_pin_not_in_the_clone_is_fetched(setup, upstream, tmp_path):
     assert head(setup["comfy"] / "custom_nodes" / extra.name) == newer
 
 
+@pytest.mark.e2e
 def test_requirement_conflicting_with_torch_is_refused_naming_pack_and_package(setup, upstream):
     clash, good = upstream["clash"], upstream["good"]
     write_manifest(setup["manifest"], [
@@ -175,6 +182,7 @@ def test_requirement_conflicting_with_torch_is_refused_naming_pack_and_package(s
     assert (error.pack, error.package) == (clash.name, "torch")
 
 
+@pytest.mark.e2e
 def test_unknown_commit_and_not_a_clone_are_clear_errors(setup, upstream):
     good = upstream["good"]
     write_manifest(setup["manifest"], [{"name": good.name, "repo": good.url, "commit": "0000000"}])
@@ -188,6 +196,7 @@ def test_unknown_commit_and_not_a_clone_are_clear_errors(setup, upstream):
     assert "exists but is not a git clone" in str(error) and "Move" in error.fix
 
 
+@pytest.mark.e2e
 def test_only_installs_the_named_packs_and_keeps_the_rest_of_the_lock(setup, upstream):
     good, sub = upstream["good"], upstream["sub"]
     assert setup["run"](only=[sub.name]).errors == []
@@ -200,6 +209,7 @@ def test_only_installs_the_named_packs_and_keeps_the_rest_of_the_lock(setup, ups
         setup["run"](only=["No-Such-Pack"])
 
 
+@pytest.mark.e2e
 def test_missing_constraints_file_stops_before_any_change(setup):
     setup["constraints"].unlink()
     with pytest.raises(SystemExit, match="constraints file"):
@@ -246,6 +256,7 @@ def _manifest(path: Path, repos: list[PackRepo]) -> Path:
     return write_manifest(path, [{"name": r.name, "repo": r.url, "commit": r.commits[0][:7]} for r in repos])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("order", ["any-first", "old-first"])
 def test_one_resolution_for_all_packs_whatever_their_order(tmp_path, ranged, order):
     """Resolved together, a pack's upper bound holds for all, so no later pack downgrades an earlier one."""
@@ -272,6 +283,7 @@ def test_one_resolution_for_all_packs_whatever_their_order(tmp_path, ranged, ord
     assert again.errors == [] and not again.ran_pip  # the order changed, the resolution did not
 
 
+@pytest.mark.e2e
 def test_overrides_drop_pin_and_add_decide_what_one_run_installs(tmp_path, ranged):
     comfy = tmp_path / "ComfyUI"
     comfy.mkdir()
@@ -354,6 +366,7 @@ def test_import_summary_parsing_names_the_failed_pack_and_its_exception():
     assert parsed["websocket_image_save"]["imported"]
 
 
+@pytest.mark.e2e
 def test_vcs_requirement_is_recorded_by_commit(tmp_path):
     """A pack's git+ requirement is locked by the commit pip built, not only by its version."""
     lib = make_repo(tmp_path / "up", "cw-vcs-demo", {

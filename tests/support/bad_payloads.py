@@ -10,9 +10,12 @@ internet.
 
 from __future__ import annotations
 
+import functools
 import io
+import struct
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,26 +256,46 @@ def zip_deep_entry(folder: Path, depth: int = 2000) -> Path:
 
 def zip_many_entries(folder: Path, count: int = 500_000) -> Path:
     """A real zip (stored, empty members, zip64 end records) listing ``count`` entries, written fast."""
-    import struct
-    import zlib
-
     path = folder / "many.zip"
-    local = bytearray()
-    central = bytearray()
+    path.write_bytes(_many_entries_zip(count))
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def _many_entries_zip(count: int) -> bytes:
+    """The bytes, built once per count and session (two tests list the same 500k entries).
+
+    Every name has the same length, so every local record does too: each record is its constant
+    header and its name, and each central record adds the local record's offset.
+    """
     crc = zlib.crc32(b"")
-    for index in range(count):
-        name = f"f{index}.png".encode()
-        offset = len(local)
-        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, 0, 0, len(name), 0) + name
-        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, 0, 0, len(name), 0, 0, 0, 0,
-                               0, offset) + name
+    width = len(str(count))
+    name_len = len(f"f{0:0{width}d}.png")
+    local_header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, 0, 0, name_len, 0)
+    central_header = struct.pack("<4s6H3L5HL", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, 0, 0, name_len, 0, 0, 0, 0, 0)
+    # numpy writes the 500k records in milliseconds where a Python loop takes a second
+    import numpy as np
+
+    index = np.arange(count, dtype=np.int64)
+    names = np.empty((count, name_len), np.uint8)
+    names[:, 0] = ord("f")
+    names[:, 1:1 + width] = index[:, None] // 10 ** np.arange(width - 1, -1, -1) % 10 + ord("0")
+    names[:, 1 + width:] = np.frombuffer(b".png", np.uint8)
+    records = np.empty((count, len(local_header) + name_len), np.uint8)
+    records[:, :len(local_header)] = np.frombuffer(local_header, np.uint8)
+    records[:, len(local_header):] = names
+    entries = np.empty((count, len(central_header) + 4 + name_len), np.uint8)
+    entries[:, :len(central_header)] = np.frombuffer(central_header, np.uint8)
+    offsets = (index * records.shape[1]).astype("<u4")
+    entries[:, len(central_header):len(central_header) + 4] = offsets.view(np.uint8).reshape(count, 4)
+    entries[:, len(central_header) + 4:] = names
+    local, central = records.tobytes(), entries.tobytes()
     cd_offset = len(local)
     zip64_end_offset = cd_offset + len(central)
     zip64_end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(central), cd_offset)
     locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_end_offset, 1)
     end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
-    path.write_bytes(bytes(local + central) + zip64_end + locator + end)
-    return path
+    return local + central + zip64_end + locator + end
 
 
 # Archive rows: payload builds the archive in a folder; the unit driver unpacks it with ARCHIVE_LIMITS.

@@ -108,7 +108,8 @@ def hostile_server(host: str = "127.0.0.1") -> Iterator[HostileServer]:
     httpd.daemon_threads = True
     state.port = httpd.server_address[1]
     state.base_url = f"http://{host}:{state.port}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: the default 0.5 s was most of many tests' time.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state

@@ -162,7 +162,8 @@ def serve_directory(root: os.PathLike[str] | str, **options: object) -> Iterator
     control = ServerControl(root=Path(root), **options)  # type: ignore[arg-type]
     server = _Server(("127.0.0.1", 0), _make_handler(control))
     control.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="static-server", daemon=True)
+    # shutdown() waits for serve_forever's next poll: the default 0.5 s was most of many tests' time.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="static-server", daemon=True)
     thread.start()
     try:
         yield control

@@ -9,6 +9,9 @@ importing each other, no cycles) only stays true if something checks it.
 from __future__ import annotations
 
 import ast
+import configparser
+import fnmatch
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +76,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
+@functools.cache  # two tests read it; parsing the package takes a second
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     return {name: _imports(name, path, modules) for name, path in modules.items()}
@@ -133,3 +137,16 @@ def test_the_public_api_is_there_on_first_use():
     with pytest.raises(AttributeError):
         import comfyui_wrapper
         comfyui_wrapper.NotAName  # noqa: B018
+
+
+def test_pytest_collects_every_test_folder():
+    """pytest never enters a folder matching ``norecursedirs``, silently; its default list has "build",
+    which once left all of tests/build/ out of every run."""
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(REPO / "pytest.ini")
+    patterns = ini["pytest"]["norecursedirs"].split()
+    folders = {path.parent.relative_to(REPO) for path in (REPO / "tests").rglob("test_*.py")}
+    assert Path("tests/build") in folders and Path("tests/e2e") in folders
+    hidden = sorted(str(folder) for folder in folders
+                    if any(fnmatch.fnmatch(part, pattern) for part in folder.parts for pattern in patterns))
+    assert not hidden, f"pytest.ini's norecursedirs hides {hidden}"

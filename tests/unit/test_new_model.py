@@ -301,6 +301,8 @@ def test_custom_nodes_json_keeps_only_the_packs_used(tmp_path, full_info):
     assert [p["name"] for p in json.loads((out / "custom_nodes.json").read_text())["packs"]] == ["ComfyUI-Impact-Pack"]
 
 
+# e2e: the local CDN serves the generated test checkpoint (450 MB; made with ComfyUI's code when absent)
+@pytest.mark.e2e
 def test_bake_weights_fetches_them_into_the_project_cache(tmp_path, capsys):
     status, out = generate(tmp_path, "example", *EXAMPLE_FLAGS, extra=("--bake-weights",))
     assert status == 0, capsys.readouterr().err
@@ -416,6 +418,8 @@ def test_loadimage_model_under_cog_uses_the_uploaded_image(tmp_path, capsys, ful
             assert refused["status"] == "failed" and "a path on the server is refused" in refused["error"]
 
 
+# e2e: the local CDN serves the generated test checkpoint (450 MB; made with ComfyUI's code when absent)
+@pytest.mark.e2e
 def test_weights_given_by_url_are_listed_and_fetched_once(tmp_path, capsys):
     """A loader given a URL: weights.json lists it, and setup's fetch downloads it once (local CDN)."""
     from comfyui_wrapper.model_runtime import fetch_listed_weights

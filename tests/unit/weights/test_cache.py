@@ -275,13 +275,13 @@ from pathlib import Path
 from comfyui_wrapper.weights.cache import WeightCache
 from comfyui_wrapper.weights.manifest import Manifest, WeightSpec
 from comfyui_wrapper.settings import Settings
-weights, url, size, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+weights, url, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 settings = dataclasses.replace(Settings.from_env({}), weights_dir=Path(weights), allow_private_urls=True)
 spec = WeightSpec("shared.safetensors", "checkpoints", url, "file", size=size)
 logs = []
 cache = WeightCache(settings, Manifest([spec]), log=logs.append)
-while time.time() < start_at:
-    time.sleep(0.005)
+print("ready", flush=True)
+sys.stdin.readline()  # both processes start together, whenever the slower one is ready
 report = cache.ensure_all([spec])
 print(json.dumps({"hits": report.hits, "downloaded": report.downloaded, "logs": logs}))
 """
@@ -291,12 +291,16 @@ def test_two_processes_download_a_file_once(tmp_path: Path) -> None:
     root = tmp_path / "srv"
     data = write_blob(root / "shared.safetensors", 600 * KB, "shared")
     with serve_directory(root, rate_limit_bps=600 * KB) as served:  # about one second per download
-        start_at = time.time() + 2.0
         args = [sys.executable, "-c", _TWO_PROCESS_SCRIPT, str(tmp_path / "weights"),
-                f"{served.base_url}/shared.safetensors", str(len(data)), str(start_at)]
+                f"{served.base_url}/shared.safetensors", str(len(data))]
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        procs = [subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+        procs = [subprocess.Popen(args, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for proc in procs:
+            assert proc.stdout.readline() == "ready\n", proc.communicate(timeout=30)[1]
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
         results = []
         for proc in procs:
             out, err = proc.communicate(timeout=30)

@@ -40,11 +40,6 @@ PRIVATE_OK = UrlPolicy(allow_private=True)
 MB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "BACKOFF_BASE_S", 0.05)
-
-
 @pytest.fixture(scope="module")
 def payload() -> bytes:
     return os.urandom(6 * MB + 12345)  # not a multiple of any part or read size

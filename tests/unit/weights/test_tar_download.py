@@ -14,7 +14,6 @@ import pytest
 from comfyui_wrapper.errors import CacheBudgetError, ChecksumMismatchError
 from comfyui_wrapper.settings import Settings
 from comfyui_wrapper.urls import UrlPolicy
-from comfyui_wrapper.weights import download
 from comfyui_wrapper.weights.cache import WeightCache
 from comfyui_wrapper.weights.download import NoWindow, fetch, stream
 from comfyui_wrapper.weights.manifest import Manifest, WeightSpec
@@ -23,11 +22,6 @@ from tests.support.static_server import serve_directory
 
 PRIVATE_OK = UrlPolicy(allow_private=True)
 MB = 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "BACKOFF_BASE_S", 0.05)
 
 
 def sha(data: bytes) -> str:

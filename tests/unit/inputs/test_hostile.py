@@ -320,6 +320,10 @@ def test_governed_cog_convert_applies_our_policy(monkeypatch) -> None:
         path = ok.convert()
         inputs.check_input_origin(path, local_allowed=False)  # a governed download is accepted
         assert path.read_bytes() == bad.png_bytes()
+        inputs.forget_cog_download(path)
+        assert not path.parent.exists()  # its temp folder goes with it
+        with pytest.raises(UnsafeInputError):
+            inputs.check_input_origin(path, local_allowed=False)  # and it cannot be named again
     finally:
         cog_types.URLPath.convert = original
 

@@ -270,14 +270,14 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
     deleted: list[Any] = []
     patched_nodes = 0
 
-    index: dict[str, Any] = {}
+    by_id: dict[Any, dict[str, Any]] = {}
     for node in nodes:
         if isinstance(node, dict):
-            index.setdefault(_id_key(node.get("id")), node)
+            by_id.setdefault(_id_key(node.get("id")), node)
 
     def find(node_id: Any) -> Any:
         """graph.nodes.find(n => n.id == id): loose equality, first match."""
-        return index.get(_id_key(node_id))
+        return by_id.get(_id_key(node_id))
 
     def key(node: dict[str, Any]) -> str:
         return str(node.get("id"))

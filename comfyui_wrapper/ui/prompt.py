@@ -458,8 +458,8 @@ def graph_to_prompt(root: Graph, rng: random.Random, check_node: Callable[[DTO],
     dtos: dict[str, DTO] = {}
     for node in compute_execution_order(root):
         dto = GroupDTO(node, (), dtos) if hasattr(node, "group") else DTO(node, (), dtos)
-        for inner in dto.get_inner_nodes():
-            dtos[inner.id] = inner
+        for inner_dto in dto.get_inner_nodes():
+            dtos[inner_dto.id] = inner_dto
         dtos[dto.id] = dto
 
     entries: list[tuple[str, dict[str, Any]]] = []

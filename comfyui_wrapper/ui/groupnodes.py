@@ -18,7 +18,7 @@ from typing import Any
 
 from .graph import ComfyNode, Graph, GraphError, Link, Node, PrimitiveNode, Registry, RerouteNode, node_key
 from .jsvalues import truthy
-from .nodedefs import FRONTEND_ONLY_TYPES, WIDGET_TYPES, build_node_def, v1_type_name
+from .nodedefs import FRONTEND_ONLY_TYPES, WIDGET_TYPES, NodeDef, build_node_def, v1_type_name
 
 PREFIX = "workflow"
 SEPARATOR = ">"
@@ -51,7 +51,7 @@ class GroupNodeConfig:
         self._get_links()
         self.type_name = f"{PREFIX}{SEPARATOR}{name}"
         self.node_def_v1: dict[str, Any] = {}
-        self.node_def = None
+        self.node_def: NodeDef | None = None  # built by register_type
 
     @property
     def nodes(self) -> list[dict[str, Any]]:
@@ -152,7 +152,11 @@ class GroupNodeConfig:
         if node_def.get("output"):
             self._process_node_outputs(node, seen_outputs, node_def)
 
-    def _input_config(self, node: dict[str, Any], input_name: str, seen: dict[str, int], config: Any, extra: dict[str, Any] | None = None) -> tuple[str, Any, Any]:
+    def _input_config(self, node: dict[str, Any], input_name: str, seen: dict[str, int], config: Any, extra: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+        """(input name on the group node, its V1 config, the group's saved config for it).
+
+        The name comes from the saved config or slot label when present: any JSON value.
+        """
         index = node["index"]
         custom = (((self.node_data.get("config") or {}).get(_js_key(index)) or {}).get("input") or {}).get(input_name)
         label = None
@@ -160,7 +164,7 @@ class GroupNodeConfig:
             if isinstance(slot, dict) and slot.get("name") == input_name:
                 label = slot.get("label")
                 break
-        name = (custom or {}).get("name") if (custom or {}).get("name") is not None else (label if label is not None else input_name)
+        name: Any = (custom or {}).get("name") if (custom or {}).get("name") is not None else (label if label is not None else input_name)
         key = name
         prefix = ""
         if (node.get("type") == "PrimitiveNode" and truthy(node.get("title"))) or name in seen:

@@ -181,7 +181,8 @@ def _convert(ui: Mapping[str, Any], defs: NodeDefs, rng: random.Random) -> dict[
         raise _graph_error(exc) from None
     if unknown:
         raise _unknown_error(unknown)
-    return json_clean(output)
+    cleaned: dict[str, Any] = json_clean(output)
+    return cleaned
 
 
 def load_graph(ui: Mapping[str, Any], defs: NodeDefs) -> Graph:
@@ -219,7 +220,8 @@ def load_graph(ui: Mapping[str, Any], defs: NodeDefs) -> Graph:
 def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of JSON data (several times faster than copy.deepcopy)."""
     try:
-        return json.loads(json.dumps(value))
+        copied: dict[str, Any] = json.loads(json.dumps(value))  # a Mapping comes back as a dict
+        return copied
     except (TypeError, ValueError):
         return copy.deepcopy(dict(value))
 

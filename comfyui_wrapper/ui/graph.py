@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .jsvalues import UNDEFINED, is_number, number_to_string, truthy
 from .nodedefs import FRONTEND_ONLY_TITLES, SAVE_NODE_TYPES, NodeDef, NodeDefs, v1_type_name
@@ -28,6 +28,9 @@ from .widgets import (
     make_widget,
     value_control_widgets,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .groupnodes import GroupNodeConfig
 
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
@@ -623,7 +626,7 @@ class PrimitiveNode(Node):
                 self.widgets[index + 1].value = value
         original = widget.callback
 
-        def chained(w: Widget, v: Any, original=original) -> None:
+        def chained(w: Widget, v: Any, original: Callable[[Widget, Any], None] | None = original) -> None:
             if original is not None:
                 original(w, v)
             self.apply_to_graph()
@@ -743,7 +746,7 @@ def merge_if_valid(output: OutputSlot, config2: Any, force_update: bool, recreat
 
 def _lt(a: Any, b: Any) -> bool:
     try:
-        return a < b  # type: ignore[operator]
+        return bool(a < b)  # JSON values: a bool, or TypeError
     except TypeError:
         return False
 
@@ -1014,7 +1017,7 @@ class Registry:
 
     def __init__(self, defs: NodeDefs):
         self.defs = defs
-        self.group_nodes: dict[str, Any] = {}
+        self.group_nodes: dict[str, GroupNodeConfig] = {}
         self.unknown: list[tuple[Any, Any]] = []  # (graph, info) of nodes created as placeholders
 
     def create_node(self, graph: Graph, type_name: Any, title: Any) -> Node:

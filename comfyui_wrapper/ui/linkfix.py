@@ -330,20 +330,20 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
         if is_input:
             node_has = _input_link(node, slot) == link_id and _input_link(node, slot, present=True)
             if "inputs" in entry:
-                patched_has = entry["inputs"].get(slot, _ABSENT) == link_id
+                patched_has: bool = entry["inputs"].get(slot, _ABSENT) == link_id
                 if bool(node_has) != patched_has:
                     raise _FixerThrew()
                 return patched_has
             return bool(node_has)
         current = _output_links(node, slot)
-        node_has = current is not None and link_id in current
+        out_has = current is not None and link_id in current
         state = entry.get("outputs", {}).get(slot)
         if state is not None and state["changes"].get(link_id):
             patched_has = link_id in state["links"]
-            if node_has != patched_has:
+            if out_has != patched_has:
                 raise _FixerThrew()
             return patched_has
-        return node_has
+        return out_has
 
     def has_any_link(node: dict[str, Any], slot: Any) -> bool:
         entry = patched.get(key(node), {})

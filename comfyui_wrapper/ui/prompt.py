@@ -70,7 +70,7 @@ def _loose_eq(a: Any, b: Any) -> bool:
             return float(a) == float(b)
         except ValueError:
             return False
-    return a == b
+    return bool(a == b)  # JSON values: always a bool
 
 
 class DTO:

@@ -276,16 +276,17 @@ def _num(x: float) -> Any:
 
 def value_control_widgets(
     node: "Node", target: Widget, default: Any, *, add_filter_list: bool = True,
-    control_name: Any = None, config_options: dict[str, Any] | None = None,
+    control_name: str | None = None, config_options: dict[str, Any] | None = None,
 ) -> list[Widget]:
     """addValueControlWidgets: the hidden control combo (and a filter text for combos)."""
     opts = config_options or {}
 
-    def name_for(default_name: str, explicit: Any) -> str:
-        if truthy(explicit):
+    def name_for(default_name: str, explicit: str | None) -> str:
+        if explicit:
             return explicit
-        if isinstance(opts.get(default_name), str):
-            return opts[default_name]
+        configured = opts.get(default_name)
+        if isinstance(configured, str):
+            return configured
         if truthy(opts.get("control_prefix")):
             return f"{to_js_string(opts['control_prefix'])} {default_name}"
         return default_name

@@ -240,7 +240,7 @@ def _rename_types(data: dict[str, Any]) -> None:
 def _legacy_value_fixes(graph: Graph) -> None:
     """loadGraphData's patches for old workflows (top-level nodes only, as in the frontend)."""
     for node in graph.nodes:
-        for widget in node.widgets or []:
+        for widget in node.widgets:
             if node.type in ("KSampler", "KSamplerAdvanced") and widget.name == "sampler_name":
                 if isinstance(widget.value, str) and widget.value.startswith("sample_"):
                     widget.value = widget.value[7:]

@@ -195,6 +195,7 @@ class Node:
     is_virtual = False
     comfy_class: str | None = None
     takes_widget_inputs_hooks = False  # Comfy.WidgetInputs callbacks (nodes registered from a definition)
+    group_index: int | None = None  # an inner node of a legacy group node: its index there (GroupNode.inner)
 
     def __init__(self, graph: "Graph", type_name: Any):
         self.graph = graph
@@ -282,13 +283,13 @@ class Node:
     def get_widget_from_slot(self, slot: InputSlot) -> Widget | None:
         if slot.widget is None:
             return None
-        for widget in self.widgets or []:
+        for widget in self.widgets:
             if widget.name == slot.widget.name:
                 return widget
         return None
 
     def find_widget(self, name: Any) -> Widget | None:
-        for widget in self.widgets or []:
+        for widget in self.widgets:
             if widget.name == name:
                 return widget
         return None
@@ -406,7 +407,7 @@ def migrate_widgets_values(node: Node, inputs_v2: dict[str, dict[str, Any]], val
     """migrateWidgetsValues: drop values saved for forceInput inputs of older exports."""
     if values is None:
         values = []
-    names = {w.name for w in node.widgets or []}
+    names = {w.name for w in node.widgets}
     originals = [s for s in inputs_v2.values() if s.get("name") in names or truthy(s.get("forceInput"))]
     expected = 0
     for spec in originals:
@@ -478,7 +479,7 @@ class ComfyNode(Node):
         if isinstance(values, dict) and self.from_custom_pack():
             # Packs that save widgets_values as an object (VideoHelperSuite...) restore them
             # by widget name in their own frontend code; the core frontend ignores the object.
-            for widget in self.widgets or []:
+            for widget in self.widgets:
                 if widget.name in values and not widget.is_control:
                     widget.value = values[widget.name]
 
@@ -646,7 +647,7 @@ class PrimitiveNode(Node):
         self._remove_widgets()
 
     def recreate_widget(self) -> Widget | None:
-        values = [w.value for w in self.widgets or []]
+        values = [w.value for w in self.widgets]
         self._remove_widgets()
         self._on_first_connection(recreating=True)
         if values and self.widgets:

@@ -314,8 +314,7 @@ class GroupNode(ComfyNode):
                 node = self.graph.registry.create_node(self.graph, data.get("type"), None)
                 node.configure(copy.deepcopy(data))
                 node.id = f"{node_key(self.id)}:{index}"
-                node.group_index = index  # type: ignore[attr-defined]
-                node.group_owner = self  # type: ignore[attr-defined]
+                node.group_index = index
                 built.append(node)
             self.inner_nodes = built
         return self.inner_nodes
@@ -349,7 +348,7 @@ class GroupNode(ComfyNode):
                 found.value = value
 
     def inner_input_node(self, child: Node, slot: int) -> Node | None:
-        index = child.group_index  # type: ignore[attr-defined]
+        index = _child_index(child)
         external = (self.group.old_to_new_input.get(index) or {}).get(slot)
         if external is not None:
             return self._outer_input_node(external)
@@ -366,7 +365,7 @@ class GroupNode(ComfyNode):
         return self.graph.get_node(link.origin_id) if link is not None else None
 
     def inner_input_link(self, child: Node, slot: int) -> dict[str, Any] | None:
-        index = child.group_index  # type: ignore[attr-defined]
+        index = _child_index(child)
         external = (self.group.old_to_new_input.get(index) or {}).get(slot)
         if external is not None:
             link = self.graph.root.links.get(self.inputs[external].link)
@@ -391,6 +390,12 @@ class GroupNode(ComfyNode):
         if node is None:
             return None
         return node.id, (last["origin_slot"] if last is not None else output["slot"])
+
+
+def _child_index(child: Node) -> int:
+    """Where ``child`` sits among its group's inner nodes (every child asked about comes from inner())."""
+    assert child.group_index is not None, "not an inner node of a group node"
+    return child.group_index
 
 
 def register_group_nodes(registry: Registry, data: dict[str, Any], groups: dict[str, Any]) -> None:

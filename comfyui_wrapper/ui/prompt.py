@@ -26,6 +26,7 @@ from .graph import (
     for_each_node,
     node_key,
 )
+from .groupnodes import GroupNode
 from .jsvalues import is_number, js_object_order, to_js_string, truthy
 from .search_replace import apply_text_replacements
 
@@ -205,19 +206,19 @@ class DTO:
 class GroupChildDTO(DTO):
     """ExecutableGroupNodeChildDTO: an inner node of a legacy group node."""
 
-    def __init__(self, node: Node, group: Node, dtos: dict[str, DTO]):
+    def __init__(self, node: Node, group: GroupNode, dtos: dict[str, DTO]):
         super().__init__(node, (group.id,), dtos, None)
-        self.id = f"{node_key(group.id)}:{node.group_index}"  # type: ignore[attr-defined]
+        self.id = f"{node_key(group.id)}:{node.group_index}"
         self.group = group
 
     def resolve_input(self, slot: int, visited: set[str] | None = None, type_: Any = None) -> ResolvedInput | None:
         if len(self.id.split(":")) > 2:
             raise GraphError("group nodes inside subgraphs are not supported; convert the group node to a subgraph", self.node)
         owner = self.group
-        input_node = owner.inner_input_node(self.node, slot)  # type: ignore[attr-defined]
+        input_node = owner.inner_input_node(self.node, slot)
         if input_node is None:
             return None
-        link = owner.inner_input_link(self.node, slot)  # type: ignore[attr-defined]
+        link = owner.inner_input_link(self.node, slot)
         if link is None:
             raise GraphError("failed to get input link", self.node)
         input_id = node_key(input_node.id)
@@ -230,14 +231,18 @@ class GroupChildDTO(DTO):
 class GroupDTO(DTO):
     """ExecutableGroupNodeDTO: the group node itself (virtual), expanded into its inner nodes."""
 
+    def __init__(self, node: GroupNode, path: tuple[Any, ...], dtos: dict[str, DTO]):
+        super().__init__(node, path, dtos)
+        self.group_node = node
+
     @property
     def is_virtual(self) -> bool:
         return True
 
     def get_inner_nodes(self) -> list[DTO]:
-        node = self.node
-        node.update_inner_widgets()  # type: ignore[attr-defined]
-        return [GroupChildDTO(inner, node, self.dtos) for inner in node.inner()]  # type: ignore[attr-defined]
+        node = self.group_node
+        node.update_inner_widgets()
+        return [GroupChildDTO(inner, node, self.dtos) for inner in node.inner()]
 
     def resolve_output(self, slot: Any, type_: Any, visited: set[str]) -> ResolvedInput | None:
         if self.mode == MODE_BYPASS:
@@ -246,13 +251,13 @@ class GroupDTO(DTO):
                 if isinstance(index, int) and 0 <= index < len(self.inputs) and self.inputs[index][2] == type_:
                     return self.resolve_input(index, visited)
             return None
-        node = self.node
+        node = self.group_node
         outputs = node.outputs
         link_ids = outputs[slot].links if isinstance(slot, int) and 0 <= slot < len(outputs) else None
         link = self.graph.links.get(link_ids[0]) if link_ids else None
         if link is None:
             raise GraphError(f"failed to get link for group node output {slot}", node)
-        updated = node.update_link(link)  # type: ignore[attr-defined]
+        updated = node.update_link(link)
         if updated is None:
             raise GraphError(f"failed to update link for group node output {slot}", node)
         origin_id, origin_slot = updated
@@ -304,7 +309,7 @@ def compute_execution_order(graph: Graph) -> list[Node]:
     ordered: list[Node] = []
     starting: list[Node] = []
     pending: dict[str, Node] = {}
-    remaining: dict[str, int] = {}
+    remaining: dict[str, float] = {}  # input link counts; a target never counted goes to NaN (undefined - 1)
     for node in graph.nodes:
         key = node_key(node.id)
         pending[key] = node
@@ -330,7 +335,7 @@ def compute_execution_order(graph: Graph) -> list[Node]:
                 if target is None:
                     continue
                 key = node_key(target.id)
-                remaining[key] = remaining.get(key, float("nan")) - 1  # type: ignore[assignment]
+                remaining[key] = remaining.get(key, float("nan")) - 1
                 if remaining[key] == 0:
                     starting.append(target)
     ordered.extend(pending[k] for k in _js_key_order(list(pending)))
@@ -442,7 +447,7 @@ def graph_to_prompt(root: Graph, rng: random.Random, check_node: Callable[[DTO],
     for node in order:
         if isinstance(node, SubgraphNode):
             inner: list[DTO] | None = subgraph_inner_nodes(node, {})
-        elif hasattr(node, "group"):
+        elif isinstance(node, GroupNode):
             inner = GroupDTO(node, (), {}).get_inner_nodes()
         else:
             inner = None
@@ -457,7 +462,7 @@ def graph_to_prompt(root: Graph, rng: random.Random, check_node: Callable[[DTO],
 
     dtos: dict[str, DTO] = {}
     for node in compute_execution_order(root):
-        dto = GroupDTO(node, (), dtos) if hasattr(node, "group") else DTO(node, (), dtos)
+        dto = GroupDTO(node, (), dtos) if isinstance(node, GroupNode) else DTO(node, (), dtos)
         for inner_dto in dto.get_inner_nodes():
             dtos[inner_dto.id] = inner_dto
         dtos[dto.id] = dto
@@ -469,7 +474,7 @@ def graph_to_prompt(root: Graph, rng: random.Random, check_node: Callable[[DTO],
         if check_node is not None:
             check_node(dto)
         inputs: list[tuple[str, Any]] = []
-        for widget in dto.node.widgets or []:
+        for widget in dto.node.widgets:
             if not truthy(widget.name) or not widget.in_prompt:
                 continue
             value = serialize_widget(widget, dto.graph, rng)

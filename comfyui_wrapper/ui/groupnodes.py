@@ -299,7 +299,7 @@ class GroupNodeConfig:
 class GroupNode(ComfyNode):
     """A group node instance; its inner nodes are built on first use, as GroupNodeHandler does."""
 
-    def __init__(self, graph: Graph, type_name: str, node_def: Any, config: GroupNodeConfig):
+    def __init__(self, graph: Graph, type_name: str, node_def: NodeDef, config: GroupNodeConfig):
         self.group = config
         self.inner_nodes: list[Node] | None = None
         super().__init__(graph, type_name, node_def)

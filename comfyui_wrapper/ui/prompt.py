@@ -29,6 +29,7 @@ from .graph import (
 from .groupnodes import GroupNode
 from .jsvalues import is_number, js_object_order, to_js_string, truthy
 from .search_replace import apply_text_replacements
+from .widgets import Widget
 
 
 class ResolvedInput:
@@ -402,7 +403,7 @@ def process_dynamic_prompt(text: str, rng: random.Random) -> str:
     return re.sub(r"\\([{}|])", r"\1", result)
 
 
-def serialize_widget(widget: Any, graph: Graph, rng: random.Random) -> Any:
+def serialize_widget(widget: Widget, graph: Graph, rng: random.Random) -> Any:
     """``widget.serializeValue ? await widget.serializeValue(node, i) : widget.value``."""
     if widget.serializer == "text_replacements":
         return apply_text_replacements(for_each_node(graph.root), widget.value)

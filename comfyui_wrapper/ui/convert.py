@@ -49,7 +49,7 @@ from .graph import (
     for_each_node,
     node_key,
 )
-from .jsvalues import json_clean
+from .jsvalues import json_clean, parse_json_int
 from .linkfix import fix_bad_links, validate
 from .nodedefs import BROWSER_ONLY_NODES, TYPE_RENAMES, NodeDefs, node_defs_for
 from .prompt import DTO, graph_to_prompt, serialize_sync
@@ -218,9 +218,12 @@ def load_graph(ui: Mapping[str, Any], defs: NodeDefs) -> Graph:
 
 
 def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of JSON data (several times faster than copy.deepcopy)."""
+    """A deep copy of JSON data as the browser holds it (several times faster than copy.deepcopy).
+
+    An integer beyond the double range becomes ±Infinity, as in JSON.parse.
+    """
     try:
-        copied: dict[str, Any] = json.loads(json.dumps(value))  # a Mapping comes back as a dict
+        copied: dict[str, Any] = json.loads(json.dumps(value), parse_int=parse_json_int)  # a Mapping comes back as a dict
         return copied
     except (TypeError, ValueError):
         return copy.deepcopy(dict(value))

@@ -139,6 +139,19 @@ def normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def parse_json_int(text: str) -> int | float:
+    """``parse_int`` for json.loads: an integer beyond the double range is ±Infinity, as JSON.parse reads it.
+
+    Python keeps such an integer exact, and every ``float()`` of it then raises OverflowError.
+    """
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    return value
+
+
 def json_number(value: Any) -> Any:
     """A number as ``JSON.parse(JSON.stringify(x))`` in a browser leaves it."""
     if isinstance(value, bool) or value is None:

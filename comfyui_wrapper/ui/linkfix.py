@@ -306,13 +306,7 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
                 node_outputs = node.setdefault("outputs", [])
                 if not isinstance(node_outputs, list):
                     raise _FixerThrew()
-                while len(node_outputs) <= slot:
-                    node_outputs.append({})
-                if not isinstance(node_outputs[slot], dict):
-                    node_outputs[slot] = {}
-                if node_outputs[slot].get("links") is None:
-                    node_outputs[slot]["links"] = []
-                node_outputs[slot]["links"].append(link_id)
+                _push_output_link(node_outputs, slot, link_id)
             else:
                 if link_id not in state["links"]:
                     return False
@@ -404,6 +398,29 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
 
 
 _ABSENT = object()
+
+# JavaScript arrays hold indexes below 2**32 - 1; a larger or negative "index" is a plain property.
+_JS_ARRAY_INDEX_LIMIT = 2**32 - 1
+# No node has this many outputs. The frontend would grow a sparse array up to the slot; the port
+# pads a real list, so one large number in a link would otherwise exhaust memory.
+_MAX_OUTPUT_SLOT = 100_000
+
+
+def _push_output_link(outputs: list[Any], slot: Any, link_id: Any) -> None:
+    """``outputs[slot] ||= {}; (outputs[slot].links ||= []).push(link_id)`` on the saved node."""
+    if not isinstance(slot, int):
+        raise _FixerThrew()  # a float slot (the port indexes lists with ints only): as a throwing fixer
+    if not 0 <= slot < _JS_ARRAY_INDEX_LIMIT:
+        return  # a property of the array, which the slots' JSON clone in node.configure drops
+    if slot >= _MAX_OUTPUT_SLOT:
+        raise _FixerThrew()  # refused like a throwing fixer: loading goes on with the untouched workflow
+    while len(outputs) <= slot:
+        outputs.append({})
+    if not isinstance(outputs[slot], dict):
+        outputs[slot] = {}
+    if outputs[slot].get("links") is None:
+        outputs[slot]["links"] = []
+    outputs[slot]["links"].append(link_id)
 
 
 def _extend(raw: Any) -> dict[str, Any]:

@@ -38,7 +38,8 @@ def _gcd(a: float, b: float) -> float:
 
 
 def _lcm(a: float, b: float) -> float:
-    return abs(a * b) / _gcd(a, b)
+    divisor = _gcd(a, b)
+    return abs(a * b) / divisor if divisor != 0 else math.nan  # two steps of 0: 0 / 0, NaN in JavaScript
 
 
 def _merge_common(spec1: list[Any], spec2: list[Any]) -> list[Any] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .jsvalues import is_number
+from .jsvalues import is_number, js_parse_int
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _REPO_ID = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$")
@@ -42,13 +42,8 @@ def _slot_index(v: Any) -> Any:
     if _int(v):
         return v
     if isinstance(v, str):
-        try:
-            return int(v.strip()) if v.strip() else _fail()
-        except ValueError:
-            m = re.match(r"\s*[+-]?\d+", v)
-            if m:
-                return int(m.group(0))
-            _fail()
+        parsed = js_parse_int(v)
+        return _fail() if parsed is None else parsed
     _fail()
 
 

@@ -27,7 +27,7 @@ from .graph import (
     node_key,
 )
 from .groupnodes import GroupNode
-from .jsvalues import is_number, js_object_order, to_js_string, truthy
+from .jsvalues import is_number, js_object_order, js_parse_int, to_js_string, truthy
 from .search_replace import apply_text_replacements
 from .widgets import Widget
 
@@ -516,15 +516,7 @@ def _dedupe_last(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 
 
 def _parse_int(value: Any) -> Any:
-    """parseInt(origin_slot)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    """parseInt(origin_slot): of String(origin_slot), so 1e21 gives 1 and NaN or Infinity give null."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**21:
         return value
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return None
-        return int(value)
-    text = to_js_string(value).strip()
-    match = re.match(r"[+-]?\d+", text)
-    return int(match.group(0)) if match else None
+    return js_parse_int(to_js_string(value))

@@ -10,7 +10,9 @@ convert() instead of the frontend's result or a UIFormatError:
 - a link whose origin slot is a huge number: fixBadLinks grows a sparse
   array up to it, the port padded a real list (one number, gigabytes);
 - an integer beyond the double range: JSON.parse reads Infinity, Python keeps
-  it exact and every ``float()`` of it raised OverflowError.
+  it exact and every ``float()`` of it raised OverflowError; the same for a
+  slot index saved as a long digit string (the schema's ``parseInt``, which
+  Python's int() also differs from on "0x10", "1_000" or non-ASCII digits).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 
 from comfyui_wrapper.ui.convert import convert
-from comfyui_wrapper.ui.jsvalues import parse_json_int
+from comfyui_wrapper.ui.jsvalues import js_parse_int, parse_json_int
 from comfyui_wrapper.ui.specmerge import _lcm, merge_input_spec
 from tests.unit.ui.test_convert import FIXTURES
 
@@ -78,12 +80,13 @@ def test_primitive_feeding_zero_step_inputs_converts(object_info: dict[str, Any]
     assert convert(ui, info)["2"]["inputs"] == {"a": 5, "b": 5}
 
 
-@pytest.mark.parametrize("slot", [10**9, 2**40, 1e308, -1, 5])
-def test_huge_link_slot_does_not_exhaust_memory(object_info: dict[str, Any], slot: float) -> None:
+@pytest.mark.parametrize(("slot", "written"), [(10**9, 10**9), (2**40, 2**40), (1e308, 1), (-1, -1), (5, 5)])
+def test_huge_link_slot_does_not_exhaust_memory(object_info: dict[str, Any], slot: float, written: int) -> None:
     ui = _case("primitive_node")
     assert ui["links"][0][:4] == [1, 1, 0, 5]  # checkpoint loader (1) -> KSampler (5)
     ui["links"][0][2] = slot  # the fixer re-adds the link to output `slot` of node 1
-    assert convert(ui, object_info)["5"]["inputs"]["model"] == ["1", slot]  # the link's slot, as written
+    # graphToPrompt writes parseInt(String(slot)): "1e+308" gives 1
+    assert convert(ui, object_info)["5"]["inputs"]["model"] == ["1", written]
 
 
 def test_integers_beyond_doubles_are_infinity(object_info: dict[str, Any]) -> None:
@@ -96,3 +99,29 @@ def test_integers_beyond_doubles_are_infinity(object_info: dict[str, Any]) -> No
         link[2] = 10**400
     got = convert(ui, object_info)[str(sampler["id"])]["inputs"]
     assert got["steps"] is None and got["model"] == ["1", None]  # JSON.stringify(Infinity) is null
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("5", 5), (" 12abc", 12), ("1e400", 1), ("-5", -5), ("0x10", 16), ("-0X1f", -31), ("1_000", 1), ("\ufeff 4", 4),
+    ("0x", None), ("abc", None), ("", None), ("-", None), ("\u0663", None), ("1" + "0" * 400, math.inf),
+    ("-" + "9" * 5000, -math.inf), ("0" * 5000 + "3", 3),
+])
+def test_slot_strings_parse_as_parse_int(text: str, value: float | None) -> None:
+    assert js_parse_int(text) == value
+
+
+def test_long_digit_string_slot_is_infinity(object_info: dict[str, Any]) -> None:
+    ui = _case("primitive_node")
+    ui["links"][0][2] = "1" + "0" * 400
+    assert convert(ui, object_info)["5"]["inputs"]["model"] == ["1", None]
+
+
+@pytest.mark.parametrize(("slot", "written"), [(1e21, 1), (1e-7, 1), (2.7, 2), (10**21, 1), ("0x1", 1)])
+def test_origin_slot_is_written_as_parse_int_of_its_string(object_info: dict[str, Any], slot: Any, written: int) -> None:
+    """graphToPrompt writes parseInt(link.origin_slot): String(1e21) is "1e+21", whose parseInt is 1."""
+    ui = _case("bypassed")
+    ui["version"] = "not a number"  # fails the schema check, so the link keeps its slot as saved
+    ui["links"][0][2] = slot
+    origin, target = ui["links"][0][1], ui["links"][0][3]
+    got = convert(ui, object_info)
+    assert [v for v in got[str(target)]["inputs"].values() if isinstance(v, list) and v[0] == str(origin)] == [[str(origin), written]]

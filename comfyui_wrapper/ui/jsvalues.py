@@ -145,7 +145,11 @@ def parse_json_int(text: str) -> int | float:
 
     Python keeps such an integer exact, and every ``float()`` of it then raises OverflowError.
     """
-    value = int(text)
+    return _as_double_range(int(text))
+
+
+def _as_double_range(value: int) -> int | float:
+    """``value`` kept exact, or ±Infinity where a JavaScript number overflows."""
     try:
         float(value)
     except OverflowError:
@@ -175,11 +179,7 @@ def js_parse_int(text: str) -> int | float | None:
     if len(body) > (256 if base == 16 else 309):  # beyond 2**1024 whatever the digits
         return -math.inf if sign == "-" else math.inf
     value = int(body, base)
-    try:
-        float(value)
-    except OverflowError:
-        return -math.inf if sign == "-" else math.inf
-    return -value if sign == "-" else value
+    return _as_double_range(-value if sign == "-" else value)
 
 
 def json_number(value: Any) -> Any:

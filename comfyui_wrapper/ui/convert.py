@@ -37,11 +37,10 @@ import json
 import random
 from typing import Any, Mapping
 
-from ..errors import UIFormatError
+from ..errors import GraphError, UIFormatError
 from ..workflow import is_ui_format  # noqa: F401  (the converter's callers ask it first)
 from .graph import (
     Graph,
-    GraphError,
     Node,
     PlaceholderNode,
     Registry,
@@ -49,7 +48,7 @@ from .graph import (
     for_each_node,
     node_key,
 )
-from .jsvalues import json_clean
+from .jsvalues import json_clean, parse_json_int
 from .linkfix import fix_bad_links, validate
 from .nodedefs import BROWSER_ONLY_NODES, TYPE_RENAMES, NodeDefs, node_defs_for
 from .prompt import DTO, graph_to_prompt, serialize_sync
@@ -181,7 +180,8 @@ def _convert(ui: Mapping[str, Any], defs: NodeDefs, rng: random.Random) -> dict[
         raise _graph_error(exc) from None
     if unknown:
         raise _unknown_error(unknown)
-    return json_clean(output)
+    cleaned: dict[str, Any] = json_clean(output)
+    return cleaned
 
 
 def load_graph(ui: Mapping[str, Any], defs: NodeDefs) -> Graph:
@@ -217,9 +217,13 @@ def load_graph(ui: Mapping[str, Any], defs: NodeDefs) -> Graph:
 
 
 def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of JSON data (several times faster than copy.deepcopy)."""
+    """A deep copy of JSON data as the browser holds it (several times faster than copy.deepcopy).
+
+    An integer beyond the double range becomes ±Infinity, as in JSON.parse.
+    """
     try:
-        return json.loads(json.dumps(value))
+        copied: dict[str, Any] = json.loads(json.dumps(value), parse_int=parse_json_int)  # a Mapping comes back as a dict
+        return copied
     except (TypeError, ValueError):
         return copy.deepcopy(dict(value))
 
@@ -238,7 +242,7 @@ def _rename_types(data: dict[str, Any]) -> None:
 def _legacy_value_fixes(graph: Graph) -> None:
     """loadGraphData's patches for old workflows (top-level nodes only, as in the frontend)."""
     for node in graph.nodes:
-        for widget in node.widgets or []:
+        for widget in node.widgets:
             if node.type in ("KSampler", "KSamplerAdvanced") and widget.name == "sampler_name":
                 if isinstance(widget.value, str) and widget.value.startswith("sample_"):
                     widget.value = widget.value[7:]

@@ -14,7 +14,8 @@ uses it has no promoted widgets yet, for instance).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..errors import GraphError  # in the family; prompt.py and groupnodes.py raise it from here too
 from .jsvalues import UNDEFINED, is_number, number_to_string, truthy
@@ -28,6 +29,9 @@ from .widgets import (
     make_widget,
     value_control_widgets,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .groupnodes import GroupNodeConfig
 
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
@@ -184,6 +188,7 @@ class Node:
     is_virtual = False
     comfy_class: str | None = None
     takes_widget_inputs_hooks = False  # Comfy.WidgetInputs callbacks (nodes registered from a definition)
+    group_index: int | None = None  # an inner node of a legacy group node: its index there (GroupNode.inner)
 
     def __init__(self, graph: "Graph", type_name: Any):
         self.graph = graph
@@ -193,7 +198,9 @@ class Node:
         self.mode: Any = 0
         self.inputs: list[InputSlot] = []
         self.outputs: list[OutputSlot] = []
-        self.widgets: list[Widget] | None = None
+        # LiteGraph's ``widgets?`` may be undefined; every read treats undefined like [] (``if widgets``,
+        # ``widgets ?? []``), so the port starts every node with an empty list.
+        self.widgets: list[Widget] = []
         self.properties: dict[str, Any] = {}
         self.widgets_values: Any = None  # this.widgets_values, as stored by configure
 
@@ -269,13 +276,13 @@ class Node:
     def get_widget_from_slot(self, slot: InputSlot) -> Widget | None:
         if slot.widget is None:
             return None
-        for widget in self.widgets or []:
+        for widget in self.widgets:
             if widget.name == slot.widget.name:
                 return widget
         return None
 
     def find_widget(self, name: Any) -> Widget | None:
-        for widget in self.widgets or []:
+        for widget in self.widgets:
             if widget.name == name:
                 return widget
         return None
@@ -329,6 +336,11 @@ class Node:
 
 
 
+def _returning(value: Any) -> Callable[[], Any]:
+    """A GET_CONFIG that answers ``value`` (a fresh closure per input, not the loop's variable)."""
+    return lambda: value
+
+
 def merge_saved_slots(node: Node, info: dict[str, Any], inputs_v2: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The configure override of nodes registered from a definition (backend class or subgraph).
 
@@ -338,9 +350,10 @@ def merge_saved_slots(node: Node, info: dict[str, Any], inputs_v2: dict[str, dic
     migrateWidgetsValues.
     """
     data = dict(info)
-    json_inputs = data.get("inputs") if isinstance(data.get("inputs"), list) else None
+    saved_inputs = data.get("inputs")
+    json_inputs: list[Any] = saved_inputs if isinstance(saved_inputs, list) else []
     by_name: dict[Any, dict[str, Any]] = {}
-    for item in json_inputs or []:
+    for item in json_inputs:
         if isinstance(item, dict):
             by_name[item.get("name")] = item
     defined = {slot.name for slot in node.inputs}
@@ -359,11 +372,12 @@ def merge_saved_slots(node: Node, info: dict[str, Any], inputs_v2: dict[str, dic
         else:
             entry.pop("widget", None)
         merged.append(entry)
-    for item in json_inputs or []:
+    for item in json_inputs:
         if isinstance(item, dict) and item.get("name") not in defined:
             merged.append(item)
     data["inputs"] = merged
-    json_outputs = data.get("outputs") if isinstance(data.get("outputs"), list) else []
+    saved_outputs = data.get("outputs")
+    json_outputs: list[Any] = saved_outputs if isinstance(saved_outputs, list) else []
     outputs: list[Any] = []
     for index in range(max(len(node.outputs), len(json_outputs))):
         own = node.outputs[index] if index < len(node.outputs) else None
@@ -386,7 +400,7 @@ def migrate_widgets_values(node: Node, inputs_v2: dict[str, dict[str, Any]], val
     """migrateWidgetsValues: drop values saved for forceInput inputs of older exports."""
     if values is None:
         values = []
-    names = {w.name for w in node.widgets or []}
+    names = {w.name for w in node.widgets}
     originals = [s for s in inputs_v2.values() if s.get("name") in names or truthy(s.get("forceInput"))]
     expected = 0
     for spec in originals:
@@ -396,8 +410,8 @@ def migrate_widgets_values(node: Node, inputs_v2: dict[str, dict[str, Any]], val
         return values
     kept = []
     for index, value in enumerate(values):
-        spec = originals[index] if index < len(originals) else None
-        if spec is not None and truthy(spec.get("forceInput")):
+        original = originals[index] if index < len(originals) else None
+        if original is not None and truthy(original.get("forceInput")):
             continue
         kept.append(value)
     return kept
@@ -412,7 +426,6 @@ class ComfyNode(Node):
         super().__init__(graph, type_name)
         self.node_def = node_def
         self.comfy_class = node_def.name
-        self.widgets = []
         self._add_inputs()
         self.outputs = [OutputSlot(name, out_type) for name, out_type in node_def.outputs]
         self._node_created()
@@ -437,21 +450,21 @@ class ComfyNode(Node):
             name = spec.get("name")
             make_widget(self, name, widget_spec, widget_spec["type"])
             v1 = [widget_spec["type"], widget_spec]
-            self.inputs.append(InputSlot(name, spec.get("type"), widget=WidgetRef(name, get_config=lambda v1=v1: v1)))
+            self.inputs.append(InputSlot(name, spec.get("type"), widget=WidgetRef(name, get_config=_returning(v1))))
 
     def _node_created(self) -> None:
         """nodeCreated / onNodeCreated hooks of the core extensions."""
         name = self.node_def.name
         if name in SAVE_NODE_TYPES:
-            for widget in self.widgets or []:
+            for widget in self.widgets:
                 if widget.name == "filename_prefix":
-                    widget.serializer = "text_replacements"  # type: ignore[assignment]
+                    widget.serializer = "text_replacements"
                     break
         elif "Node name for S&R" not in self.properties:
             self.properties["Node name for S&R"] = self.type
         if name == "PreviewAny":
             preview = TextareaWidget("preview", "MARKDOWN", "", takes_slot=False)
-            self.widgets.append(preview)  # type: ignore[union-attr]
+            self.widgets.append(preview)
 
     def configure(self, info: dict[str, Any]) -> None:
         super().configure(merge_saved_slots(self, info, self.node_def.inputs_v2))
@@ -459,7 +472,7 @@ class ComfyNode(Node):
         if isinstance(values, dict) and self.from_custom_pack():
             # Packs that save widgets_values as an object (VideoHelperSuite...) restore them
             # by widget name in their own frontend code; the core frontend ignores the object.
-            for widget in self.widgets or []:
+            for widget in self.widgets:
                 if widget.name in values and not widget.is_control:
                     widget.value = values[widget.name]
 
@@ -471,15 +484,13 @@ class ComfyNode(Node):
     def on_graph_configured(self) -> None:
         if not self.inputs:
             return
-        if self.widgets is None:
-            self.widgets = []
         index = 0
         while index < len(self.inputs):
             slot = self.inputs[index]
             if slot.widget is not None:
                 name = slot.widget.name
                 if slot.widget.resolved_get_config() is None:
-                    slot.widget.get_config = lambda name=name: self.node_def.v1_config(name)
+                    slot.widget.get_config = partial(self.node_def.v1_config, name)
                 if self.find_widget(name) is None:
                     self.remove_input(index)
                     # for...of over a spliced array skips the element that moved into this index
@@ -578,7 +589,6 @@ class PrimitiveNode(Node):
     def _create_widget(self, input_data: Any, their: Node, widget_name: Any, recreating: bool) -> None:
         type_name = v1_type_name(input_data)
         options = input_data[1] if isinstance(input_data, list) and len(input_data) > 1 and isinstance(input_data[1], dict) else {}
-        self.widgets = self.widgets if self.widgets is not None else []
         from .nodedefs import v1_to_v2
 
         spec = v1_to_v2(input_data, "value", False) if isinstance(input_data, list) else {"name": "value"}
@@ -610,7 +620,7 @@ class PrimitiveNode(Node):
                 self.widgets[index + 1].value = value
         original = widget.callback
 
-        def chained(w: Widget, v: Any, original=original) -> None:
+        def chained(w: Widget, v: Any, original: Callable[[Widget, Any], None] | None = original) -> None:
             if original is not None:
                 original(w, v)
             self.apply_to_graph()
@@ -630,7 +640,7 @@ class PrimitiveNode(Node):
         self._remove_widgets()
 
     def recreate_widget(self) -> Widget | None:
-        values = [w.value for w in self.widgets or []]
+        values = [w.value for w in self.widgets]
         self._remove_widgets()
         self._on_first_connection(recreating=True)
         if values and self.widgets:
@@ -642,14 +652,14 @@ class PrimitiveNode(Node):
         output = self.outputs[0]
         links = output.links or []
         has_config = output.widget is not None and output.widget.config is not None
-        if has_config:
-            output.widget.config = None  # type: ignore[union-attr]
+        if output.widget is not None and has_config:
+            output.widget.config = None
         if len(links) < 2 and has_config:
             if links:
                 self.recreate_widget()
             return
         get_config = output.widget.resolved_get_config() if output.widget is not None else None
-        config1 = get_config() if get_config is not None else None
+        config1: Any = get_config() if get_config is not None else None  # a V1 spec once truthy
         if not truthy(config1):
             return
         if v1_type_name(config1) not in ("INT", "FLOAT") or isinstance(config1[0], list):
@@ -730,7 +740,7 @@ def merge_if_valid(output: OutputSlot, config2: Any, force_update: bool, recreat
 
 def _lt(a: Any, b: Any) -> bool:
     try:
-        return a < b  # type: ignore[operator]
+        return bool(a < b)  # JSON values: a bool, or TypeError
     except TypeError:
         return False
 
@@ -743,7 +753,6 @@ class SubgraphNode(Node):
     def __init__(self, graph: "Graph", subgraph: "Subgraph"):
         super().__init__(graph, subgraph.id)
         self.subgraph = subgraph
-        self.widgets = []
         self._proxy_widgets: list[Any] | None = None
         self._registered = False  # the registered class's configure override runs after construction
         self.configure({"id": -1, "type": subgraph.id, "inputs": [], "outputs": [], "mode": 0})
@@ -792,7 +801,6 @@ class SubgraphNode(Node):
         promoted = widget.copy_for_node()
         promoted.name = io.name
         count = sum(1 for s in self.inputs if s.widget is not None)
-        assert self.widgets is not None
         self.widgets.insert(min(count, len(self.widgets)), promoted)
         if slot.widget is None:
             slot.widget = WidgetRef(io.name)
@@ -804,7 +812,8 @@ class SubgraphNode(Node):
     def on_configure(self, info: dict[str, Any]) -> None:
         """proxyWidget.ts: properties.proxyWidgets reorders widgets and re-applies '-1' values by name."""
         self._proxy_widgets = self._proxy_widgets if self._proxy_widgets is not None else []
-        properties = info.get("properties") if isinstance(info.get("properties"), dict) else {}
+        saved_properties = info.get("properties")
+        properties: dict[str, Any] = saved_properties if isinstance(saved_properties, dict) else {}
         saved = properties.get("proxyWidgets")
         if truthy(saved):
             parsed = self._set_proxy_widgets(saved)
@@ -830,14 +839,14 @@ class SubgraphNode(Node):
             else:
                 new_widgets.append(ProxyWidget(self, inner_id, widget_name))
         names = {name for _, name in parsed}
-        self.widgets = [w for w in self.widgets or [] if not isinstance(w, ProxyWidget) and w.name not in names]
+        self.widgets = [w for w in self.widgets if not isinstance(w, ProxyWidget) and w.name not in names]
         self.widgets.extend(new_widgets)
         self._proxy_widgets = parsed
         return parsed
 
     def serialize_sync(self) -> None:
         """SubgraphNode.serialize: copy promoted widget values down to the widgets they stand for."""
-        for widget in list(self.widgets or []):
+        for widget in list(self.widgets):
             slot = next((s for s in self.inputs if s.name == widget.name), None)
             if slot is None:
                 continue
@@ -894,9 +903,9 @@ class Graph:
         self.nodes: list[Node] = []
         self.by_id: dict[str, Node] = {}
         self.links: dict[Any, Link] = {}
-        self.subgraphs: dict[str, Subgraph] = {}
+        self.subgraphs: dict[Any, Subgraph] = {}  # by definition id: a string (_check_structure refuses others)
         self.last_node_id: Any = 0
-        self.name = ""
+        self.name: Any = ""
 
     def get_node(self, node_id: Any) -> Node | None:
         if node_id is None:
@@ -917,14 +926,16 @@ class Graph:
         self.nodes, self.by_id, self.links = [], {}, {}
         if self is self.root:
             self.subgraphs = {}
-        state = data.get("state") if isinstance(data.get("state"), dict) else {}
+        saved_state = data.get("state")
+        state: dict[str, Any] = saved_state if isinstance(saved_state, dict) else {}
         last = data.get("last_node_id", state.get("lastNodeId", 0))
         self.last_node_id = last if is_number(last) else 0
         for raw in data.get("links") or [] if isinstance(data.get("links"), list) else []:
             link = Link.from_json(raw)
             if link is not None:
                 self.links[link.id] = link
-        definitions = data.get("definitions") if isinstance(data.get("definitions"), dict) else {}
+        saved_definitions = data.get("definitions")
+        definitions: dict[str, Any] = saved_definitions if isinstance(saved_definitions, dict) else {}
         subgraph_data = definitions.get("subgraphs") if isinstance(definitions.get("subgraphs"), list) else []
         if self is self.root and subgraph_data:
             created = []
@@ -953,7 +964,7 @@ class Graph:
 class Subgraph(Graph):
     def __init__(self, registry: "Registry", root: Graph, data: dict[str, Any]):
         super().__init__(registry, root)
-        self.id = data.get("id")
+        self.id: Any = data.get("id")
         self._configure_io(data)
 
     def _configure_io(self, data: dict[str, Any]) -> None:
@@ -1000,7 +1011,7 @@ class Registry:
 
     def __init__(self, defs: NodeDefs):
         self.defs = defs
-        self.group_nodes: dict[str, Any] = {}
+        self.group_nodes: dict[str, GroupNodeConfig] = {}
         self.unknown: list[tuple[Any, Any]] = []  # (graph, info) of nodes created as placeholders
 
     def create_node(self, graph: Graph, type_name: Any, title: Any) -> Node:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .graph import ComfyNode, Graph, GraphError, Link, Node, PrimitiveNode, Registry, RerouteNode, node_key
+from ..errors import GraphError
+from .graph import ComfyNode, Graph, Link, Node, PrimitiveNode, Registry, RerouteNode, node_key
 from .jsvalues import truthy
-from .nodedefs import FRONTEND_ONLY_TYPES, WIDGET_TYPES, build_node_def, v1_type_name
+from .nodedefs import FRONTEND_ONLY_TYPES, WIDGET_TYPES, NodeDef, build_node_def, v1_type_name
 
 PREFIX = "workflow"
 SEPARATOR = ">"
@@ -51,7 +52,7 @@ class GroupNodeConfig:
         self._get_links()
         self.type_name = f"{PREFIX}{SEPARATOR}{name}"
         self.node_def_v1: dict[str, Any] = {}
-        self.node_def = None
+        self.node_def: NodeDef | None = None  # built by register_type
 
     @property
     def nodes(self) -> list[dict[str, Any]]:
@@ -152,7 +153,11 @@ class GroupNodeConfig:
         if node_def.get("output"):
             self._process_node_outputs(node, seen_outputs, node_def)
 
-    def _input_config(self, node: dict[str, Any], input_name: str, seen: dict[str, int], config: Any, extra: dict[str, Any] | None = None) -> tuple[str, Any, Any]:
+    def _input_config(self, node: dict[str, Any], input_name: str, seen: dict[str, int], config: Any, extra: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+        """(input name on the group node, its V1 config, the group's saved config for it).
+
+        The name comes from the saved config or slot label when present: any JSON value.
+        """
         index = node["index"]
         custom = (((self.node_data.get("config") or {}).get(_js_key(index)) or {}).get("input") or {}).get(input_name)
         label = None
@@ -160,7 +165,7 @@ class GroupNodeConfig:
             if isinstance(slot, dict) and slot.get("name") == input_name:
                 label = slot.get("label")
                 break
-        name = (custom or {}).get("name") if (custom or {}).get("name") is not None else (label if label is not None else input_name)
+        name: Any = (custom or {}).get("name") if (custom or {}).get("name") is not None else (label if label is not None else input_name)
         key = name
         prefix = ""
         if (node.get("type") == "PrimitiveNode" and truthy(node.get("title"))) or name in seen:
@@ -295,7 +300,7 @@ class GroupNodeConfig:
 class GroupNode(ComfyNode):
     """A group node instance; its inner nodes are built on first use, as GroupNodeHandler does."""
 
-    def __init__(self, graph: Graph, type_name: str, node_def: Any, config: GroupNodeConfig):
+    def __init__(self, graph: Graph, type_name: str, node_def: NodeDef, config: GroupNodeConfig):
         self.group = config
         self.inner_nodes: list[Node] | None = None
         super().__init__(graph, type_name, node_def)
@@ -310,8 +315,7 @@ class GroupNode(ComfyNode):
                 node = self.graph.registry.create_node(self.graph, data.get("type"), None)
                 node.configure(copy.deepcopy(data))
                 node.id = f"{node_key(self.id)}:{index}"
-                node.group_index = index  # type: ignore[attr-defined]
-                node.group_owner = self  # type: ignore[attr-defined]
+                node.group_index = index
                 built.append(node)
             self.inner_nodes = built
         return self.inner_nodes
@@ -345,7 +349,7 @@ class GroupNode(ComfyNode):
                 found.value = value
 
     def inner_input_node(self, child: Node, slot: int) -> Node | None:
-        index = child.group_index  # type: ignore[attr-defined]
+        index = _child_index(child)
         external = (self.group.old_to_new_input.get(index) or {}).get(slot)
         if external is not None:
             return self._outer_input_node(external)
@@ -362,7 +366,7 @@ class GroupNode(ComfyNode):
         return self.graph.get_node(link.origin_id) if link is not None else None
 
     def inner_input_link(self, child: Node, slot: int) -> dict[str, Any] | None:
-        index = child.group_index  # type: ignore[attr-defined]
+        index = _child_index(child)
         external = (self.group.old_to_new_input.get(index) or {}).get(slot)
         if external is not None:
             link = self.graph.root.links.get(self.inputs[external].link)
@@ -387,6 +391,12 @@ class GroupNode(ComfyNode):
         if node is None:
             return None
         return node.id, (last["origin_slot"] if last is not None else output["slot"])
+
+
+def _child_index(child: Node) -> int:
+    """Where ``child`` sits among its group's inner nodes (every child asked about comes from inner())."""
+    assert child.group_index is not None, "not an inner node of a group node"
+    return child.group_index
 
 
 def register_group_nodes(registry: Registry, data: dict[str, Any], groups: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ result depends on them, so its output is byte-for-byte the frontend's.
 from __future__ import annotations
 
 import math
+import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -137,6 +138,48 @@ def to_js_string(value: Any) -> str:
 def normalize_newlines(text: str) -> str:
     """A textarea's API value: CRLF and lone CR become LF."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_json_int(text: str) -> int | float:
+    """``parse_int`` for json.loads: an integer beyond the double range is ±Infinity, as JSON.parse reads it.
+
+    Python keeps such an integer exact, and every ``float()`` of it then raises OverflowError.
+    """
+    return _as_double_range(int(text))
+
+
+def _as_double_range(value: int) -> int | float:
+    """``value`` kept exact, or ±Infinity where a JavaScript number overflows."""
+    try:
+        float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    return value
+
+
+# StrWhiteSpaceChar: what parseInt skips before the number.
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_PARSE_INT = re.compile(f"[{_JS_SPACE}]*([+-]?)(?:(0[xX])([0-9a-fA-F]*)|([0-9]*))")
+
+
+def js_parse_int(text: str) -> int | float | None:
+    """``parseInt(text)`` (no radix): None for NaN, ±Infinity beyond the double range.
+
+    Python's int() differs: it accepts underscores and non-ASCII digits, refuses trailing
+    text, reads "0x10" as an error rather than 16, and has no Infinity.
+    """
+    match = _PARSE_INT.match(text)
+    if match is None:  # never: every part of the pattern may be empty
+        return None
+    sign, hex_prefix, hex_digits, digits = match.groups()
+    base, body = (16, hex_digits) if hex_prefix else (10, digits)
+    if not body:
+        return None
+    body = body.lstrip("0") or "0"
+    if len(body) > (256 if base == 16 else 309):  # beyond 2**1024 whatever the digits
+        return -math.inf if sign == "-" else math.inf
+    value = int(body, base)
+    return _as_double_range(-value if sign == "-" else value)
 
 
 def json_number(value: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .jsvalues import is_number
+from .jsvalues import is_number, js_parse_int
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _REPO_ID = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$")
@@ -42,13 +42,8 @@ def _slot_index(v: Any) -> Any:
     if _int(v):
         return v
     if isinstance(v, str):
-        try:
-            return int(v.strip()) if v.strip() else _fail()
-        except ValueError:
-            m = re.match(r"\s*[+-]?\d+", v)
-            if m:
-                return int(m.group(0))
-            _fail()
+        parsed = js_parse_int(v)
+        return _fail() if parsed is None else parsed
     _fail()
 
 
@@ -270,14 +265,14 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
     deleted: list[Any] = []
     patched_nodes = 0
 
-    index: dict[str, Any] = {}
+    by_id: dict[Any, dict[str, Any]] = {}
     for node in nodes:
         if isinstance(node, dict):
-            index.setdefault(_id_key(node.get("id")), node)
+            by_id.setdefault(_id_key(node.get("id")), node)
 
     def find(node_id: Any) -> Any:
         """graph.nodes.find(n => n.id == id): loose equality, first match."""
-        return index.get(_id_key(node_id))
+        return by_id.get(_id_key(node_id))
 
     def key(node: dict[str, Any]) -> str:
         return str(node.get("id"))
@@ -306,13 +301,7 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
                 node_outputs = node.setdefault("outputs", [])
                 if not isinstance(node_outputs, list):
                     raise _FixerThrew()
-                while len(node_outputs) <= slot:
-                    node_outputs.append({})
-                if not isinstance(node_outputs[slot], dict):
-                    node_outputs[slot] = {}
-                if node_outputs[slot].get("links") is None:
-                    node_outputs[slot]["links"] = []
-                node_outputs[slot]["links"].append(link_id)
+                _push_output_link(node_outputs, slot, link_id)
             else:
                 if link_id not in state["links"]:
                     return False
@@ -330,20 +319,20 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
         if is_input:
             node_has = _input_link(node, slot) == link_id and _input_link(node, slot, present=True)
             if "inputs" in entry:
-                patched_has = entry["inputs"].get(slot, _ABSENT) == link_id
+                patched_has: bool = entry["inputs"].get(slot, _ABSENT) == link_id
                 if bool(node_has) != patched_has:
                     raise _FixerThrew()
                 return patched_has
             return bool(node_has)
         current = _output_links(node, slot)
-        node_has = current is not None and link_id in current
+        out_has = current is not None and link_id in current
         state = entry.get("outputs", {}).get(slot)
         if state is not None and state["changes"].get(link_id):
             patched_has = link_id in state["links"]
-            if node_has != patched_has:
+            if out_has != patched_has:
                 raise _FixerThrew()
             return patched_has
-        return node_has
+        return out_has
 
     def has_any_link(node: dict[str, Any], slot: Any) -> bool:
         entry = patched.get(key(node), {})
@@ -404,6 +393,29 @@ def fix_bad_links(graph: dict[str, Any]) -> dict[str, Any] | None:
 
 
 _ABSENT = object()
+
+# JavaScript arrays hold indexes below 2**32 - 1; a larger or negative "index" is a plain property.
+_JS_ARRAY_INDEX_LIMIT = 2**32 - 1
+# No node has this many outputs. The frontend would grow a sparse array up to the slot; the port
+# pads a real list, so one large number in a link would otherwise exhaust memory.
+_MAX_OUTPUT_SLOT = 100_000
+
+
+def _push_output_link(outputs: list[Any], slot: Any, link_id: Any) -> None:
+    """``outputs[slot] ||= {}; (outputs[slot].links ||= []).push(link_id)`` on the saved node."""
+    if not isinstance(slot, int):
+        raise _FixerThrew()  # a float slot (the port indexes lists with ints only): as a throwing fixer
+    if not 0 <= slot < _JS_ARRAY_INDEX_LIMIT:
+        return  # a property of the array, which the slots' JSON clone in node.configure drops
+    if slot >= _MAX_OUTPUT_SLOT:
+        raise _FixerThrew()  # refused like a throwing fixer: loading goes on with the untouched workflow
+    while len(outputs) <= slot:
+        outputs.append({})
+    if not isinstance(outputs[slot], dict):
+        outputs[slot] = {}
+    if outputs[slot].get("links") is None:
+        outputs[slot]["links"] = []
+    outputs[slot]["links"].append(link_id)
 
 
 def _extend(raw: Any) -> dict[str, Any]:

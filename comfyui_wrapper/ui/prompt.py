@@ -15,19 +15,21 @@ import random
 import re
 from typing import Any, Callable
 
+from ..errors import GraphError
 from .graph import (
     MODE_BYPASS,
     MODE_NEVER,
     Graph,
-    GraphError,
     Node,
     PrimitiveNode,
     SubgraphNode,
     for_each_node,
     node_key,
 )
-from .jsvalues import is_number, js_object_order, to_js_string, truthy
+from .groupnodes import GroupNode
+from .jsvalues import is_number, js_object_order, js_parse_int, to_js_string, truthy
 from .search_replace import apply_text_replacements
+from .widgets import Widget
 
 
 class ResolvedInput:
@@ -70,7 +72,7 @@ def _loose_eq(a: Any, b: Any) -> bool:
             return float(a) == float(b)
         except ValueError:
             return False
-    return a == b
+    return bool(a == b)  # JSON values: always a bool
 
 
 class DTO:
@@ -205,19 +207,19 @@ class DTO:
 class GroupChildDTO(DTO):
     """ExecutableGroupNodeChildDTO: an inner node of a legacy group node."""
 
-    def __init__(self, node: Node, group: Node, dtos: dict[str, DTO]):
+    def __init__(self, node: Node, group: GroupNode, dtos: dict[str, DTO]):
         super().__init__(node, (group.id,), dtos, None)
-        self.id = f"{node_key(group.id)}:{node.group_index}"  # type: ignore[attr-defined]
+        self.id = f"{node_key(group.id)}:{node.group_index}"
         self.group = group
 
     def resolve_input(self, slot: int, visited: set[str] | None = None, type_: Any = None) -> ResolvedInput | None:
         if len(self.id.split(":")) > 2:
             raise GraphError("group nodes inside subgraphs are not supported; convert the group node to a subgraph", self.node)
         owner = self.group
-        input_node = owner.inner_input_node(self.node, slot)  # type: ignore[attr-defined]
+        input_node = owner.inner_input_node(self.node, slot)
         if input_node is None:
             return None
-        link = owner.inner_input_link(self.node, slot)  # type: ignore[attr-defined]
+        link = owner.inner_input_link(self.node, slot)
         if link is None:
             raise GraphError("failed to get input link", self.node)
         input_id = node_key(input_node.id)
@@ -230,14 +232,18 @@ class GroupChildDTO(DTO):
 class GroupDTO(DTO):
     """ExecutableGroupNodeDTO: the group node itself (virtual), expanded into its inner nodes."""
 
+    def __init__(self, node: GroupNode, path: tuple[Any, ...], dtos: dict[str, DTO]):
+        super().__init__(node, path, dtos)
+        self.group_node = node
+
     @property
     def is_virtual(self) -> bool:
         return True
 
     def get_inner_nodes(self) -> list[DTO]:
-        node = self.node
-        node.update_inner_widgets()  # type: ignore[attr-defined]
-        return [GroupChildDTO(inner, node, self.dtos) for inner in node.inner()]  # type: ignore[attr-defined]
+        node = self.group_node
+        node.update_inner_widgets()
+        return [GroupChildDTO(inner, node, self.dtos) for inner in node.inner()]
 
     def resolve_output(self, slot: Any, type_: Any, visited: set[str]) -> ResolvedInput | None:
         if self.mode == MODE_BYPASS:
@@ -246,13 +252,13 @@ class GroupDTO(DTO):
                 if isinstance(index, int) and 0 <= index < len(self.inputs) and self.inputs[index][2] == type_:
                     return self.resolve_input(index, visited)
             return None
-        node = self.node
+        node = self.group_node
         outputs = node.outputs
         link_ids = outputs[slot].links if isinstance(slot, int) and 0 <= slot < len(outputs) else None
         link = self.graph.links.get(link_ids[0]) if link_ids else None
         if link is None:
             raise GraphError(f"failed to get link for group node output {slot}", node)
-        updated = node.update_link(link)  # type: ignore[attr-defined]
+        updated = node.update_link(link)
         if updated is None:
             raise GraphError(f"failed to update link for group node output {slot}", node)
         origin_id, origin_slot = updated
@@ -304,7 +310,7 @@ def compute_execution_order(graph: Graph) -> list[Node]:
     ordered: list[Node] = []
     starting: list[Node] = []
     pending: dict[str, Node] = {}
-    remaining: dict[str, int] = {}
+    remaining: dict[str, float] = {}  # input link counts; a target never counted goes to NaN (undefined - 1)
     for node in graph.nodes:
         key = node_key(node.id)
         pending[key] = node
@@ -330,7 +336,7 @@ def compute_execution_order(graph: Graph) -> list[Node]:
                 if target is None:
                     continue
                 key = node_key(target.id)
-                remaining[key] = remaining.get(key, float("nan")) - 1  # type: ignore[assignment]
+                remaining[key] = remaining.get(key, float("nan")) - 1
                 if remaining[key] == 0:
                     starting.append(target)
     ordered.extend(pending[k] for k in _js_key_order(list(pending)))
@@ -397,7 +403,7 @@ def process_dynamic_prompt(text: str, rng: random.Random) -> str:
     return re.sub(r"\\([{}|])", r"\1", result)
 
 
-def serialize_widget(widget: Any, graph: Graph, rng: random.Random) -> Any:
+def serialize_widget(widget: Widget, graph: Graph, rng: random.Random) -> Any:
     """``widget.serializeValue ? await widget.serializeValue(node, i) : widget.value``."""
     if widget.serializer == "text_replacements":
         return apply_text_replacements(for_each_node(graph.root), widget.value)
@@ -442,7 +448,7 @@ def graph_to_prompt(root: Graph, rng: random.Random, check_node: Callable[[DTO],
     for node in order:
         if isinstance(node, SubgraphNode):
             inner: list[DTO] | None = subgraph_inner_nodes(node, {})
-        elif hasattr(node, "group"):
+        elif isinstance(node, GroupNode):
             inner = GroupDTO(node, (), {}).get_inner_nodes()
         else:
             inner = None
@@ -457,9 +463,9 @@ def graph_to_prompt(root: Graph, rng: random.Random, check_node: Callable[[DTO],
 
     dtos: dict[str, DTO] = {}
     for node in compute_execution_order(root):
-        dto = GroupDTO(node, (), dtos) if hasattr(node, "group") else DTO(node, (), dtos)
-        for inner in dto.get_inner_nodes():
-            dtos[inner.id] = inner
+        dto = GroupDTO(node, (), dtos) if isinstance(node, GroupNode) else DTO(node, (), dtos)
+        for inner_dto in dto.get_inner_nodes():
+            dtos[inner_dto.id] = inner_dto
         dtos[dto.id] = dto
 
     entries: list[tuple[str, dict[str, Any]]] = []
@@ -469,7 +475,7 @@ def graph_to_prompt(root: Graph, rng: random.Random, check_node: Callable[[DTO],
         if check_node is not None:
             check_node(dto)
         inputs: list[tuple[str, Any]] = []
-        for widget in dto.node.widgets or []:
+        for widget in dto.node.widgets:
             if not truthy(widget.name) or not widget.in_prompt:
                 continue
             value = serialize_widget(widget, dto.graph, rng)
@@ -510,15 +516,7 @@ def _dedupe_last(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 
 
 def _parse_int(value: Any) -> Any:
-    """parseInt(origin_slot)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    """parseInt(origin_slot): of String(origin_slot), so 1e21 gives 1 and NaN or Infinity give null."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**21:
         return value
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return None
-        return int(value)
-    text = to_js_string(value).strip()
-    match = re.match(r"[+-]?\d+", text)
-    return int(match.group(0)) if match else None
+    return js_parse_int(to_js_string(value))

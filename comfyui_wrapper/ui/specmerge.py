@@ -25,6 +25,12 @@ def _options(spec: Any) -> dict[str, Any]:
     return {}
 
 
+def _option(options: dict[str, Any], key: str, default: float) -> Any:
+    """``options[key] ?? default``: the value is whatever the node's JSON holds (a JS number, usually)."""
+    value = options.get(key)
+    return default if value is None else value
+
+
 def _gcd(a: float, b: float) -> float:
     while b != 0:
         a, b = b, math.fmod(a, b)
@@ -32,7 +38,8 @@ def _gcd(a: float, b: float) -> float:
 
 
 def _lcm(a: float, b: float) -> float:
-    return abs(a * b) / _gcd(a, b)
+    divisor = _gcd(a, b)
+    return abs(a * b) / divisor if divisor != 0 else math.nan  # two steps of 0: 0 / 0, NaN in JavaScript
 
 
 def _merge_common(spec1: list[Any], spec2: list[Any]) -> list[Any] | None:
@@ -58,14 +65,11 @@ def merge_input_spec(spec1: Any, spec2: Any) -> list[Any] | None:
     kind = _type(spec1)
     if kind in ("INT", "FLOAT"):
         o1, o2 = _options(spec1), _options(spec2)
-        min1 = o1.get("min") if o1.get("min") is not None else -math.inf
-        max1 = o1.get("max") if o1.get("max") is not None else math.inf
-        min2 = o2.get("min") if o2.get("min") is not None else -math.inf
-        max2 = o2.get("max") if o2.get("max") is not None else math.inf
+        min1, max1 = _option(o1, "min", -math.inf), _option(o1, "max", math.inf)
+        min2, max2 = _option(o2, "min", -math.inf), _option(o2, "max", math.inf)
         if min1 > max2 or max1 < min2:
             return None
-        step1 = o1.get("step") if o1.get("step") is not None else 1
-        step2 = o2.get("step") if o2.get("step") is not None else 1
+        step1, step2 = _option(o1, "step", 1), _option(o2, "step", 1)
         merged = {"min": max(min1, min2), "max": min(max1, max2), "step": _lcm(step1, step2)}
         merged = {k: (int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**53 else v) for k, v in merged.items()}
         return _merge_common([spec1[0], {**o1, **merged}], [spec1[0], {**o2, **merged}])

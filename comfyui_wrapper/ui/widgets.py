@@ -53,7 +53,7 @@ class Widget:
         self.options: dict[str, Any] = options if options is not None else {}
         self.callback = callback
         self.dynamic_prompts = False
-        self.serializer: Callable[[Any], Any] | None = None  # serializeValue override
+        self.serializer: str | None = None  # serializeValue override: "text_replacements" (Save nodes' filename_prefix)
         self.is_control = False
 
     @property
@@ -246,7 +246,7 @@ def int_callback(widget: Widget, v: Any) -> None:
 
 def float_callback(widget: Widget, v: Any) -> None:
     """useFloatWidget's onFloatValueChange: round to options.round, clamp to min/max."""
-    rnd = widget.options.get("round")
+    rnd: Any = widget.options.get("round")  # a JS number once truthy
     if not truthy(rnd):
         widget.value = v
         return
@@ -276,16 +276,17 @@ def _num(x: float) -> Any:
 
 def value_control_widgets(
     node: "Node", target: Widget, default: Any, *, add_filter_list: bool = True,
-    control_name: Any = None, config_options: dict[str, Any] | None = None,
+    control_name: str | None = None, config_options: dict[str, Any] | None = None,
 ) -> list[Widget]:
     """addValueControlWidgets: the hidden control combo (and a filter text for combos)."""
     opts = config_options or {}
 
-    def name_for(default_name: str, explicit: Any) -> str:
-        if truthy(explicit):
+    def name_for(default_name: str, explicit: str | None) -> str:
+        if explicit:
             return explicit
-        if isinstance(opts.get(default_name), str):
-            return opts[default_name]
+        configured = opts.get(default_name)
+        if isinstance(configured, str):
+            return configured
         if truthy(opts.get("control_prefix")):
             return f"{to_js_string(opts['control_prefix'])} {default_name}"
         return default_name
@@ -307,13 +308,15 @@ def value_control_widgets(
     return made
 
 
-def make_widget(node: "Node", input_name: str, spec: dict[str, Any], type_name: str) -> Widget | None:
+def make_widget(node: "Node", input_name: Any, spec: dict[str, Any], type_name: str) -> Widget | None:
     """Run the frontend's widget constructor for ``type_name`` on ``node``; returns the main widget.
 
     Extra widgets (controls, upload buttons) are appended to ``node.widgets``
-    in the order the frontend appends them.
+    in the order the frontend appends them. Names are whatever the definition holds (a group
+    node's input may be named by a saved label), usually strings.
     """
     name = spec.get("name", input_name)
+    w: Widget
     if type_name == "INT":
         return _number_widget(node, name, spec, is_int=True)
     if type_name == "FLOAT":
@@ -327,7 +330,7 @@ def make_widget(node: "Node", input_name: str, spec: dict[str, Any], type_name: 
         default = spec.get("default")
         default = "" if default is None else default
         if truthy(spec.get("multiline")):
-            w: Widget = TextareaWidget(name, "customtext", default)
+            w = TextareaWidget(name, "customtext", default)
         else:
             w = Widget(name, "text", default)
         if isinstance(spec.get("dynamicPrompts"), bool):
@@ -343,12 +346,12 @@ def make_widget(node: "Node", input_name: str, spec: dict[str, Any], type_name: 
     if type_name == "IMAGEUPLOAD":
         return _upload_widget(node, name, spec)
     if type_name == "COLOR":
-        options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
+        options = _spec_options(spec)
         w = Widget(name, "color", options.get("default") or "#000000")
         node.widgets.append(w)
         return w
     if type_name == "TEXTAREA":
-        options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
+        options = _spec_options(spec)
         w = Widget(name, "textarea", options.get("default") or "")
         node.widgets.append(w)
         return w
@@ -357,12 +360,12 @@ def make_widget(node: "Node", input_name: str, spec: dict[str, Any], type_name: 
         node.widgets.append(w)
         return w
     if type_name == "CHART":
-        options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
+        options = _spec_options(spec)
         w = Widget(name, "chart", options.get("data") or {})
         node.widgets.append(w)
         return w
     if type_name == "GALLERIA":
-        options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
+        options = _spec_options(spec)
         w = Widget(name, "galleria", options.get("images") or [])
         node.widgets.append(w)
         return w
@@ -385,8 +388,8 @@ def make_widget(node: "Node", input_name: str, spec: dict[str, Any], type_name: 
         node.widgets.append(w)
         return w
     if type_name == "LOAD_3D":
-        for button, value in (("upload 3d model", "upload3dmodel"), ("upload extra resources", "uploadExtraResources"), ("clear", "clear")):
-            node.widgets.append(Widget(button, "button", value))
+        for label, value in (("upload 3d model", "upload3dmodel"), ("upload extra resources", "uploadExtraResources"), ("clear", "clear")):
+            node.widgets.append(Widget(label, "button", value))
         w = EmptyDomWidget("image", "load3D", "")
         node.widgets.append(w)
         return w
@@ -395,6 +398,11 @@ def make_widget(node: "Node", input_name: str, spec: dict[str, Any], type_name: 
         node.widgets.append(w)
         return w
     return None
+
+
+def _spec_options(spec: dict[str, Any]) -> dict[str, Any]:
+    options = spec.get("options")
+    return options if isinstance(options, dict) else {}
 
 
 def _number_widget(node: "Node", name: str, spec: dict[str, Any], *, is_int: bool) -> Widget:

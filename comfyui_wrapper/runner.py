@@ -51,7 +51,8 @@ from .nodes.packs import (
 from .outputs import check_format, collect, deliver
 from .plan import Plan, PlanContext, make_plan
 from .provenance import shareable_workflow, write_provenance
-from .server.client import ComfyUIClient, RunOutcome
+from .server.client import ComfyUIClient
+from .server.events import RunOutcome
 from .server.process import ComfyUIServer, ServerState, nvidia_driver_version
 from .server.progress import PhaseTimer, ProgressReporter
 from .settings import Settings

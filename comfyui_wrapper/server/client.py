@@ -1,12 +1,12 @@
 """ComfyUI's HTTP + websocket protocol behind one typed client.
 
-ComfyUI's error dicts become typed exceptions here and nowhere else. The
+ComfyUI's error dicts become typed exceptions in server/ and nowhere else. The
 websocket (``/ws?clientId=...``) stays open between predictions so a run costs
 one POST and the events it causes; if it drops, we reconnect with the same
 client id and, meanwhile, fall back to polling ``/history``.
 
-Event order to remember: ``execution_success`` can arrive before the final
-``executing`` with ``node: null``; either one ends a successful run.
+What the events mean (the protocol's rules, pure functions of the messages) is
+events.py's; this module only receives them.
 """
 
 from __future__ import annotations
@@ -14,51 +14,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import requests
 import websocket
 
-from ..errors import (
-    ConnectionLost,
-    PredictionTimeoutError,
-    PromptValidationError,
-    hide_server_paths,
-    printable,
-)
+from ..errors import ConnectionLost, PredictionTimeoutError
 from ..logs import get_logger
 from ..workflow import NodeInput
+from .events import PromptEvents, RunEvent, RunOutcome, validation_error
 
 log = get_logger(__name__)
-
-# The events that show our prompt moving: only these reset the stall watchdog. Packs broadcast
-# their own events (system monitors every second, previews...), which say nothing about our run.
-PROGRESS_EVENTS = frozenset({"execution_start", "execution_cached", "executing", "progress", "progress_state",
-                             "executed"})
-
-
-@dataclass
-class RunEvent:
-    """One websocket message that concerns our prompt, as (type, data)."""
-
-    type: str
-    data: dict[str, Any]
-
-
-RunStatus = Literal["running", "success", "error", "interrupted"]
-
-
-@dataclass
-class RunOutcome:
-    """What a finished prompt produced, in the order ComfyUI reported it."""
-
-    prompt_id: str
-    status: RunStatus  # "running" until ComfyUI says how the prompt ended
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> ui output
-    error: dict[str, Any] | None = None  # the execution_error / execution_interrupted payload
-    queue_wait_s: float = 0.0  # from the start of wait() to ComfyUI's execution_start
-
 
 class ComfyUIClient:
     def __init__(self, base_url: str, *, client_id: str | None = None, http_timeout_s: float = 30.0) -> None:
@@ -183,73 +149,40 @@ class ComfyUIClient:
         without our prompt id are ignored entirely. Raises ConnectionLost
         when ComfyUI stops answering and ``is_alive`` says it is gone.
         """
-        outcome = RunOutcome(prompt_id=prompt_id, status="running")
-        started = time.monotonic()
-        last_event = started
-        running_node: str | None = None
+        events = PromptEvents(prompt_id, time.monotonic())
         while True:
             now = time.monotonic()
-            if now - started > timeout_s:
+            running_node = events.running_node
+            if now - events.started > timeout_s:
                 raise PredictionTimeoutError(
                     f"The workflow did not finish within {timeout_s:g} s"
                     + (f" ({NodeInput(running_node).describe()} was running)." if running_node else "."),
-                    node_id=running_node, seconds=now - started,
+                    node_id=running_node, seconds=now - events.started,
                 )
-            if now - last_event > stall_timeout_s:
+            if now - events.last_progress > stall_timeout_s:
                 what = f"{NodeInput(running_node).describe()} made" if running_node else "ComfyUI reported"
                 raise PredictionTimeoutError(
-                    f"{what} no progress for {now - last_event:.0f} s.", node_id=running_node, seconds=now - started,
+                    f"{what} no progress for {now - events.last_progress:.0f} s.", node_id=running_node,
+                    seconds=now - events.started,
                 )
             if not is_alive():
                 raise ConnectionLost("ComfyUI exited while the workflow was running.", node_id=running_node)
-            message = self._receive(min(poll_interval_s, max(0.01, timeout_s - (now - started))))
+            message = self._receive(min(poll_interval_s, max(0.01, timeout_s - (now - events.started))))
             if message is None:
                 # Socket quiet or dropped: a cheap history check catches a finished prompt.
                 if self._ws is None or not self._ws.connected:
-                    if self._finish_from_history(outcome):
-                        return outcome
+                    if self._finish_from_history(events):
+                        return events.outcome
                     # The prompt may finish while we reconnect; ComfyUI then sends nothing more,
                     # so look at the history once the new socket is up.
-                    if self._try_reconnect() and self._finish_from_history(outcome):
-                        return outcome
+                    if self._try_reconnect() and self._finish_from_history(events):
+                        return events.outcome
                 continue
-            event_type, data = message
-            if data.get("prompt_id") != prompt_id:
-                continue  # status, other prompts' events, and whatever packs broadcast
-            if event_type in PROGRESS_EVENTS:
-                last_event = time.monotonic()
-            event = RunEvent(event_type, data)
-            if event_type == "executing":
-                node = data.get("node")
-                if node is None and data.get("prompt_id") == prompt_id:
-                    if outcome.status == "running":
-                        outcome.status = "success"
-                    return outcome
-                running_node = node
-            elif event_type == "execution_start":
-                outcome.queue_wait_s = time.monotonic() - started
-            elif event_type == "executed":
-                node = str(data.get("node"))
-                if data.get("output"):
-                    merged = outcome.outputs.setdefault(node, {})
-                    for key, value in data["output"].items():
-                        if isinstance(value, list) and isinstance(merged.get(key), list):
-                            merged[key] = merged[key] + value
-                        else:
-                            merged[key] = value
-            elif event_type == "execution_success":
-                outcome.status = "success"
-                if on_event is not None:
-                    on_event(event)
-                return outcome
-            elif event_type == "execution_error":
-                outcome.status, outcome.error = "error", data
-                return outcome
-            elif event_type == "execution_interrupted":
-                outcome.status, outcome.error = "interrupted", data
-                return outcome
-            if on_event is not None:
+            event, done = events.feed(*message, time.monotonic())
+            if event is not None and on_event is not None:
                 on_event(event)
+            if done:
+                return events.outcome
 
     def _receive(self, timeout_s: float) -> tuple[str, dict[str, Any]] | None:
         try:
@@ -283,50 +216,10 @@ class ComfyUIClient:
             self._ws = None
             return False
 
-    def _finish_from_history(self, outcome: RunOutcome) -> bool:
-        """Fill ``outcome`` from /history if the prompt has finished; used when the socket dropped."""
+    def _finish_from_history(self, events: PromptEvents) -> bool:
+        """Ask /history whether the prompt has finished (the socket dropped; see events.py)."""
         try:
-            entry = self.history(outcome.prompt_id)
+            entry = self.history(events.outcome.prompt_id)
         except ConnectionLost:
             return False
-        if not entry:
-            return False
-        status = entry.get("status") or {}
-        if not status.get("completed") and status.get("status_str") != "error":
-            return False
-        outcome.outputs = {str(k): v for k, v in (entry.get("outputs") or {}).items()}
-        outcome.status = "success" if status.get("status_str") == "success" else "error"
-        for name, data in status.get("messages") or []:
-            if name in ("execution_error", "execution_interrupted"):
-                outcome.status = "error" if name == "execution_error" else "interrupted"
-                outcome.error = data
-        return True
-
-
-def validation_error(payload: dict[str, Any], prompt: dict[str, Any]) -> PromptValidationError:
-    """Turn ComfyUI's 400 body into one message that names every failing node and input."""
-    error = payload.get("error") or {}
-    node_errors = payload.get("node_errors") or {}
-    lines: list[str] = []
-    for node_id, info in node_errors.items():
-        node = NodeInput.of(prompt, str(node_id))
-        if isinstance(info.get("class_type"), str) and info["class_type"]:
-            node = replace(node, class_type=info["class_type"])  # ComfyUI's word for the class it checked
-        for item in info.get("errors", []):
-            extra = item.get("extra_info") or {}
-            where = replace(node, input_name=str(extra.get("input_name") or ""))
-            reason = item.get("details") or item.get("message") or item.get("type", "invalid")
-            if item.get("message") and item.get("details") and item["message"] not in item["details"]:
-                reason = f"{item['message']}: {item['details']}"
-            received = extra.get("received_value")
-            suffix = f" (received {printable(repr(received), 200)})" if "received_value" in extra else ""
-            # ComfyUI's text: node ids and titles are the user's, details may name server paths (issue 12)
-            lines.append(f"- {where.describe()}: {printable(hide_server_paths(str(reason)), 500)}{suffix}")
-    headline = error.get("message") or "ComfyUI refused the workflow"
-    if not lines and error.get("details"):
-        headline = f"{headline} {error['details']}"
-    headline = printable(hide_server_paths(str(headline)), 500)
-    message = f"ComfyUI refused the workflow: {headline}." if not headline.endswith(".") else f"ComfyUI refused the workflow: {headline}"
-    if lines:
-        message += "\n" + "\n".join(lines)
-    return PromptValidationError(message, error_type=error.get("type"), node_errors=node_errors)
+        return events.finish_from_history(entry)

@@ -19,7 +19,7 @@ from ..errors import PrintableArgs, printable
 from ..logs import get_logger
 from ..settings import ComfyLogLevel
 from ..workflow import Workflow, node_order_key, node_title
-from .client import RunEvent
+from .events import RunEvent
 
 log = get_logger(__name__)
 _PACKAGE_LOG = get_logger("comfyui_wrapper")  # every module logs below it; its handler is ours

@@ -19,7 +19,7 @@ from comfyui_wrapper.inputs.references import check_input_references, missing_in
 from comfyui_wrapper.inputs.workflow_urls import fetch_workflow_urls
 from comfyui_wrapper.nodes.packs import NodeProblem
 from comfyui_wrapper.runner import execution_error
-from comfyui_wrapper.server.client import validation_error
+from comfyui_wrapper.server.events import validation_error
 from comfyui_wrapper.urls import UrlPolicy
 from comfyui_wrapper.weights.manifest import Manifest
 from comfyui_wrapper.weights.refs import core_folder_for, find_weights

@@ -251,7 +251,7 @@ def test_hide_server_paths_keeps_urls_and_relative_names() -> None:
 
 
 def test_comfyui_validation_errors_escape_user_text_and_hide_server_paths() -> None:
-    from comfyui_wrapper.server.client import validation_error
+    from comfyui_wrapper.server.events import validation_error
 
     payload = {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation"},
                "node_errors": {"7": {"class_type": "LoadImage", "errors": [{

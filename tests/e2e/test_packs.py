@@ -34,6 +34,7 @@ from comfyui_wrapper.nodes.packs import (
     report_failed_imports,
     setup_report,
 )
+from tests.support.cog_server import stop_process
 from tests.support.node_packs import (
     BROKEN_IMPORT,
     BROKEN_SYNTAX,
@@ -127,12 +128,7 @@ def comfy(tmp_path_factory, extension_map) -> Iterator[dict[str, Any]]:
             "repos": {"good": good, "broken": broken, "syntax": syntax, "empty": empty},
         }
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 15)
 
 
 def test_failed_imports_are_parsed_from_a_real_boot_log(comfy):

@@ -101,7 +101,8 @@ def test_the_comfyui_pin_is_a_wheel_member():
 def test_copy_honours_dockerignore(tmp_path: Path):
     project = tmp_path / "p"
     for relative in ("predict.py", ".cog/openapi_schema.json", ".venv/x", "ComfyUI/main.py", "a/__pycache__/m.pyc",
-                     ".cog/cog.lock", ".cog/build/f", "runtime/input/i.png", "requirements/wheels/w.whl"):
+                     ".cog/cog.lock", ".cog/build/f", "runtime/input/i.png", "requirements/wheels/w.whl",
+                     ".mypy_cache/3.11/m.json", ".ruff_cache/0.8.4/r", ".pytest_cache/v/x", ".hypothesis/e/x"):
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
         (project / relative).write_text("x")
     shutil.copy2(REPO / ".dockerignore", project / ".dockerignore")

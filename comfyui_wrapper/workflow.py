@@ -320,13 +320,21 @@ def mark_run(workflow: Workflow, token: str, pure: set[str]) -> Workflow:
     input/ or temp/, a URL, a directory listing, hidden inputs (PROMPT,
     EXTRA_PNGINFO). Case (c) is the leak. Every node that is not ``pure``
     (see pure_nodes: model loaders reading only model-folder names, numbers,
-    booleans and input-free combo choices) gets a token unique to this run,
-    unless an ancestor of it already has one -- that ancestor's token is in
-    its key already. Hence every node that is impure, or has an impure
-    ancestor, has a key no earlier prediction produced (the token is random,
-    128 bits, not the prompt id, and never returned: outputs carry no ComfyUI metadata),
-    so only pure loaders whose whole ancestry is pure are reused: loaded
-    checkpoints, LoRAs, VAEs, upscalers stay cached across predictions.
+    booleans and input-free combo choices), and every node downstream of one,
+    gets a token unique to this run. Hence every node that is impure, or has
+    an impure ancestor, has a key no earlier prediction produced (the token is
+    random, 128 bits, not the prompt id, and never returned: outputs carry no
+    ComfyUI metadata), so only pure loaders whose whole ancestry is pure are
+    reused: loaded checkpoints, LoRAs, VAEs, upscalers stay cached across
+    predictions. (For the output cache the token on the topmost impure nodes
+    would do; it is on every tainted node for the object cache, below.)
+
+    The node objects. ComfyUI also keeps each node's Python object between
+    prompts, keyed on (node id, class) (CacheKeySetID), so a class that keeps
+    data on ``self`` (core LoraLoader keeps its last LoRA; a pack node may keep
+    its last image) would hand it to the next prediction with the same
+    workflow. server/launch.py adds the node's token to that key, so every
+    tainted node gets a new object each prediction; pure loaders keep theirs.
 
     What the allowlist assumes: (1) model folders hold only weights put there
     by the image, the operator or the weight cache -- never a prediction's
@@ -336,16 +344,14 @@ def mark_run(workflow: Workflow, token: str, pure: set[str]) -> Workflow:
     a short hash of the URL without its query secrets, so two URLs can share
     one); (2) a loader reads nothing but its inputs and model folders.
     Not covered (ComfyUI internals outside the prompt): the children a node
-    expands into at run time are cached per parent id and keyed only on
-    their own inputs and links; node instances are kept per (id, class) across
-    prompts, so a class that stores data on ``self`` or in module globals can
-    carry it over. Neither is used that way by core nodes.
+    expands into at run time are cached per parent and keyed only on their
+    own inputs and links; module globals a class writes outlive every prompt.
+    Neither is used that way by core nodes.
     """
     impure = set(workflow) - pure
     marked = copy.copy(workflow)
-    for node_id in impure:
-        upstream = ancestors(workflow, node_id)
-        if upstream & impure and node_id not in upstream:  # (a node in a cycle keeps its own token)
+    for node_id in workflow:
+        if node_id not in impure and not ancestors(workflow, node_id) & impure:
             continue
         node = dict(marked[node_id])
         node["inputs"] = {**(node.get("inputs") or {}), RUN_TOKEN_INPUT: token}

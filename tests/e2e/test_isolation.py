@@ -106,6 +106,18 @@ def test_a_node_taking_a_file_path_as_a_string_sees_the_new_file(cog):
     assert a == [RED] and b == [BLUE]
 
 
+def test_a_node_that_keeps_data_on_its_object_gets_a_new_object_each_prediction(cog):
+    """ComfyUI keeps node objects per (id, class) between prompts; launch.py adds the run token to that key."""
+    workflow = json.dumps({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "input.png"}},
+        "2": {"class_type": "CWTestRememberFirst", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "iso"}},
+    })
+    a, b = run_twice(cog, workflow, data_uri(png_bytes(RED), "image/png"), data_uri(png_bytes(BLUE), "image/png"))
+    assert a == [RED] and b == [BLUE]
+    assert "node objects are kept" not in cog.log()  # launch.UNPATCHED: the patch applied to this ComfyUI
+
+
 def test_the_core_dataset_loader_sees_the_new_folder(cog):
     workflow = save({"class_type": "LoadImageDataSetFromFolder", "inputs": {"folder": "ds"}})
     first = zip_of({"ds/a.png": png_bytes(RED)})

@@ -180,7 +180,26 @@ class CWTestHangWhileBroadcasting:
         return (image,)
 
 
+class CWTestRememberFirst:
+    """Keeps the first image it is given on ``self`` and returns that one ever after, as a pack node
+    that caches its last input on its object would: ComfyUI keeps the object between prompts."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "cw_test"
+
+    def run(self, image):
+        if not hasattr(self, "first"):
+            self.first = image
+        return (self.first,)
+
+
 NODE_CLASS_MAPPINGS = {"CWTestRaise": CWTestRaise, "CWTestSleep": CWTestSleep, "CWTestSaveNothing": CWTestSaveNothing,
                        "CWTestLoadImageNoHash": CWTestLoadImageNoHash, "CWTestLoadFolderNoHash": CWTestLoadFolderNoHash,
                        "CWTestLoadPathString": CWTestLoadPathString,
-                       "CWTestHangWhileBroadcasting": CWTestHangWhileBroadcasting}
+                       "CWTestHangWhileBroadcasting": CWTestHangWhileBroadcasting,
+                       "CWTestRememberFirst": CWTestRememberFirst}

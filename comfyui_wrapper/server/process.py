@@ -36,6 +36,7 @@ import requests
 from ..errors import ComfyUIStartError
 from ..logs import get_logger
 from ..settings import Settings
+from .client import loopback_session
 from .progress import COMFYUI_LEVELS, ComfyLogClassifier, comfy_display_line
 
 log = get_logger(__name__)
@@ -252,7 +253,7 @@ class ComfyUIServer:
             rotating.close()
 
     def _wait_ready(self, timeout_s: float) -> None:
-        with requests.Session() as session:
+        with loopback_session() as session:
             self._poll_ready(session, timeout_s)
 
     def _poll_ready(self, session: requests.Session, timeout_s: float) -> None:

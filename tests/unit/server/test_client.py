@@ -100,3 +100,20 @@ def test_no_progress_from_our_prompt_trips_the_stall_watchdog():
     with pytest.raises(PredictionTimeoutError, match="node 4 made no progress") as caught:
         run(script, stall_timeout_s=0.5)
     assert caught.value.node_id == "4" and time.monotonic() - started < 5
+
+
+def test_the_environments_proxy_never_carries_calls_to_comfyui(monkeypatch):
+    """ComfyUI is on 127.0.0.1: an operator's HTTP_PROXY (no NO_PROXY) must not take our calls elsewhere."""
+    dead = "http://127.0.0.1:9"  # nothing listens: a call through the proxy would fail
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    entry = {"status": {"completed": True, "status_str": "success"}, "outputs": {}}
+    script = Script(history={"p1": entry})
+    with fake_comfyui(script):
+        client = ComfyUIClient(script.base_url)
+        try:
+            assert client.history("p1") == entry
+        finally:
+            client.close()

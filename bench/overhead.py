@@ -9,7 +9,7 @@
 2. Start-up: WorkflowRunner.start() (what setup() does) against a bare ComfyUI
    boot (main.py until /system_stats answers), alternated. Goal: <= +1 s.
 
-Usage: .venv/bin/python bench/overhead.py [--runs 40] [--boots 3]
+Usage: .venv/bin/python bench/overhead.py [--runs 40] [--boots 3]   (0 skips that part)
 """
 
 from __future__ import annotations
@@ -149,8 +149,10 @@ def main() -> None:
     parser.add_argument("--boots", type=int, default=3)
     args = parser.parse_args()
     logging.getLogger("comfyui_wrapper").setLevel(logging.WARNING)
-    bench_predictions(args.runs)
-    bench_boot(args.boots)
+    if args.runs > 0:  # 0 skips a part
+        bench_predictions(args.runs)
+    if args.boots > 0:
+        bench_boot(args.boots)
 
 
 if __name__ == "__main__":

@@ -237,7 +237,7 @@ class WorkflowRunner:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.005)
+            time.sleep(0.001)
 
     def _log_platform(self) -> None:
         assert self.client is not None

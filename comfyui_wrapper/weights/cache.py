@@ -58,8 +58,9 @@ Why it works this way:
   and the logs.
 - Bounded: ``ensure_all(scope=...)`` stops every download at the scope's
   deadline or cancel (nothing kept, locks and reservations released); a weight
-  whose first answer states no size reserves room in steps as it streams, and
-  is stopped when the budget has none left.
+  whose first answer states no size reserves room in steps (a 64th of the
+  budget, at most 64 MiB) as it streams, and is stopped when the budget has
+  none left.
 
 - Tar weights (every CDN entry) never land as archives: a tar holding one
   file is fetched as the byte range of that file (found from the first
@@ -234,7 +235,7 @@ def _measure(path: Path) -> tuple[int, str, bool]:
 
 def _grow_step(budget: int) -> int:
     """How much more a download of unstated size reserves each time it passes its reservation."""
-    return min(64 * 1024 * 1024, max(64 * 1024, budget // 64))
+    return min(64 * 1024 * 1024, max(4 * 1024, budget // 64))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -699,9 +700,11 @@ class WeightCache:
     def _grower(self, item: _Item) -> Callable[[int], int]:
         """download.fetch's ``more``: a body of unstated size passed its reservation; reserve a step more.
 
-        Steps (a 64th of the budget, within 64 KiB..64 MiB) make room like any
+        Steps (a 64th of the budget, within 4 KiB..64 MiB) make room like any
         admission; when a whole step does not fit, the last of the room does.
-        Returning less than ``got`` stops the download (CacheBudgetError).
+        So such a download holds at most one step it may not use, which another
+        download of the same moment cannot have. Returning less than ``got``
+        stops the download (CacheBudgetError).
         """
         def more(got: int) -> int:
             item.estimate = got + _grow_step(self.settings.weights_budget_bytes)
@@ -736,11 +739,12 @@ class WeightCache:
         """Evict least recently used weights until the missing ones fit; or fail before downloading.
 
         Each missing item then reserves its estimate. ``least`` (one growing
-        download): take whatever room is left when the estimate does not fit,
-        if that is more than ``least``.
+        download, with that many bytes already on disk): take whatever room is
+        left when the estimate does not fit, if that is more than ``least``.
         """
         need = sum(item.estimate or 0 for item in missing)
-        need_disk = need  # a tar weight is extracted as it arrives: never the archive and its copy at once
+        # A tar weight is extracted as it arrives: never the archive and its copy at once.
+        need_disk = need - (least or 0)
         budget = self.settings.weights_budget_bytes
         evicted: list[str] = []
         with self._lock("budget"):
@@ -761,8 +765,11 @@ class WeightCache:
                 plan.append(record)
                 used -= record.size
                 free += record.size
-            if budget > 0 and used + need > budget and least is not None and budget - used > least:
-                missing[0].estimate = need = budget - used  # the last of the room, to a growing download
+            if least is not None:  # the last of the room, to a growing download
+                room = min(budget - used if budget > 0 else need, least + free)
+                if least < room < need:
+                    missing[0].estimate = need = room
+                    need_disk = need - least
             if budget > 0 and used + need > budget:
                 raise CacheBudgetError(
                     f"The weights this workflow needs do not fit in the cache budget: {human_bytes(need)} to "

@@ -469,7 +469,7 @@ def test_two_unknown_sizes_in_flight_never_share_the_room(tmp_path: Path, served
     one, two = unsized(served, "one.safetensors", 150 * KB), unsized(served, "two.safetensors", 150 * KB)
     logs = Logs()
     cache = WeightCache(make_settings(tmp_path, weights_budget_bytes=250 * KB), Manifest([one, two]), log=logs)
-    with pytest.raises(CacheBudgetError, match="being downloaded now") as info:
+    with pytest.raises(CacheBudgetError, match="do not fit in the cache budget") as info:
         cache.ensure_all([one, two])
     assert "150.00 KB to download" in str(info.value)
     weights = tmp_path / "weights"
@@ -478,9 +478,12 @@ def test_two_unknown_sizes_in_flight_never_share_the_room(tmp_path: Path, served
     assert len(leftovers(weights)) <= 1 and not list((weights / ".cache/staging").iterdir())
 
 
-def test_unknown_sizes_in_flight_evict_older_weights_to_fit(tmp_path: Path, served) -> None:
+@pytest.mark.parametrize("stated", [True, False], ids=["content-length", "no-content-length"])
+def test_unknown_sizes_in_flight_evict_older_weights_to_fit(tmp_path: Path, served, stated: bool) -> None:
     old = unsized(served, "old.safetensors", 100 * KB)
     one, two = unsized(served, "one.safetensors", 150 * KB), unsized(served, "two.safetensors", 150 * KB)
+    if not stated:
+        served.no_length_paths.update({"/one.safetensors", "/two.safetensors"})
     cache = WeightCache(make_settings(tmp_path, weights_budget_bytes=350 * KB), Manifest([old, one, two]),
                         log=Logs())
     cache.ensure_all([old])

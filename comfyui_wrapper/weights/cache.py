@@ -37,6 +37,13 @@ Why it works this way:
   recently used weights go first, never one the current request needs, and a
   request that cannot fit fails with CacheBudgetError before any download. The
   last-use times live in index.sqlite, so a restart keeps the LRU order.
+- Within a process, the records plus the reservations of the downloads in
+  flight never exceed the budget: each download reserves what it may write
+  (its known size when planned, the size its first answer states when
+  admitted), is stopped as it streams past that, and releases it when its
+  record is written or it fails, is cancelled or runs out of time. So two
+  weights of unknown size downloading at once are never both admitted into the
+  same room: the second makes room around the first, or is refused.
 - Tokens: ``hf_token`` goes only to https://huggingface.co and https://hf.co,
   ``civitai_token`` only to https://civitai.com (exact hosts, port 443, decided
   by ``urls.token_header`` from the client's own parse), as an Authorization
@@ -50,8 +57,10 @@ Why it works this way:
   fetched with A's token; only the redacted URL and a hash reach the index
   and the logs.
 - Bounded: ``ensure_all(scope=...)`` stops every download at the scope's
-  deadline or cancel (nothing kept, locks released); a weight of unknown size
-  counts against the budget as it streams and is stopped at the room left.
+  deadline or cancel (nothing kept, locks and reservations released); a weight
+  whose first answer states no size reserves room in steps (a 64th of the
+  budget, at most 64 MiB) as it streams, and is stopped when the budget has
+  none left.
 
 - Tar weights (every CDN entry) never land as archives: a tar holding one
   file is fetched as the byte range of that file (found from the first
@@ -60,10 +69,11 @@ Why it works this way:
   download states the size and ``_admitter`` makes room (or refuses) before the
   body is read.
 
-Known gaps: two processes planning at the same moment may together exceed the
-budget by what they download concurrently (each plan holds the budget lock, but
-in-flight downloads are not reserved); so may a request whose weights of
-unknown size turn out larger than estimated, each admitted on its own.
+Known gaps: two processes downloading at the same moment may together exceed
+the budget by what they download concurrently (each plan holds the budget lock,
+but reservations live in one process: another's downloads in flight are not
+seen). A compressed tar is counted by the bytes it downloads; its extracted
+size, checked only against the free disk, is recorded at the end.
 """
 
 from __future__ import annotations
@@ -177,7 +187,8 @@ class _Item:
     protected: frozenset[str] = frozenset()  # keys this request uses: never evicted to make room for it
     abandon: threading.Event | None = None  # set when another weight of the same request failed
     scope: Scope | None = None  # the caller's deadline and cancel
-    max_bytes: int | None = None  # room left in the budget for this download
+    max_bytes: int | None = None  # the bytes this download may write: its reservation in the budget
+    evicted: list[str] = field(default_factory=list)  # keys removed to make room once it was under way
 
     @property
     def urls(self) -> list[str]:
@@ -220,6 +231,11 @@ def _measure(path: Path) -> tuple[int, str, bool]:
     if path.is_dir():
         return _tree_size(path), _hash_tree(path), True
     return path.stat().st_size, _hash_file(path), False
+
+
+def _grow_step(budget: int) -> int:
+    """How much more a download of unstated size reserves each time it passes its reservation."""
+    return min(64 * 1024 * 1024, max(4 * 1024, budget // 64))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -280,6 +296,10 @@ class WeightCache:
         self.policy = UrlPolicy(allow_private=settings.allow_private_urls, timeout_s=settings.download_timeout_s)
         self._connection: sqlite3.Connection | None = None
         self._db_lock = threading.RLock()
+        # Bytes of downloads in flight in this process (admitted, not yet recorded in the index), by id of
+        # their _Item: counted as used when room is made, so concurrent downloads never share the same room.
+        self._reservations: dict[int, int] = {}
+        self._reservations_lock = threading.Lock()
         self._prepared = False  # folders, schema, staging sweep: on first use, not here (a plan writes nothing)
 
     def _prepare(self) -> None:
@@ -484,6 +504,15 @@ class WeightCache:
         if not missing:
             return EnsureReport(paths, len(hits), 0, 0, time.monotonic() - began, (), url_names)
 
+        try:
+            return self._fetch_missing(items, hits, missing, paths, url_names, began)
+        finally:
+            for item in missing:
+                self._release(item)  # each download releases its own; this covers any path that skipped one
+
+    def _fetch_missing(self, items: list[_Item], hits: list[_Item], missing: list[_Item], paths: dict[str, Path],
+                       url_names: dict[str, str], began: float) -> EnsureReport:
+        """Make room for the missing weights, fetch them in parallel; the first failure stops the others."""
         evicted: list[str] = []
         workers = max(1, self.settings.download_parallel_files)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weights") as pool:
@@ -517,6 +546,7 @@ class WeightCache:
                 else:
                     downloaded += 1
                     transferred += got_bytes
+        evicted += [key for item in missing for key in item.evicted]  # while under way (a size learned late)
         if errors:
             for extra in errors[1:]:
                 self.log(f"Also failed: {str(extra).splitlines()[0]}")
@@ -645,30 +675,84 @@ class WeightCache:
             item.estimate = item.spec.size if item.spec.size is not None else item.spec.approx_size
 
     def _admitter(self, item: _Item) -> Callable[[int | None], int | None]:
-        """download.fetch's ``admit``: make room for the size the server states, or refuse.
+        """download.fetch's ``admit``: reserve the size the server states (making room), or refuse.
 
-        Returns the download's new byte limit once room was made (None: unchanged).
+        Returns the download's byte limit, which is its reservation (None: no
+        budget). A size no larger than the reservation only shrinks it; a larger
+        one makes room again under the budget lock, counting every other
+        reservation. An answer that states no size keeps the planned estimate,
+        and ``_grower`` adds room as the body streams past it.
         """
         def admit(size: int | None) -> int | None:
             self._check_abandon(item)
-            if size is None or size <= (item.estimate or 0):
-                return None
+            if self.settings.weights_budget_bytes <= 0 or size is None:
+                return item.max_bytes
+            if item.max_bytes is not None and size <= item.max_bytes:
+                item.estimate = item.max_bytes = size
+                self._reserve(item, size)
+                return size
             item.estimate = size
-            self._make_room([item], set(item.protected))
+            item.evicted += self._make_room([item], set(item.protected))
             return item.max_bytes
 
         return admit
 
-    def _make_room(self, missing: list[_Item], protected: set[str]) -> list[str]:
-        """Evict least recently used weights until the missing ones fit; or fail before downloading."""
+    def _grower(self, item: _Item) -> Callable[[int], int]:
+        """download.fetch's ``more``: a body of unstated size passed its reservation; reserve a step more.
+
+        Steps (a 64th of the budget, within 4 KiB..64 MiB) make room like any
+        admission; when a whole step does not fit, the last of the room does.
+        So such a download holds at most one step it may not use, which another
+        download of the same moment cannot have. Returning less than ``got``
+        stops the download (CacheBudgetError).
+        """
+        def more(got: int) -> int:
+            item.estimate = got + _grow_step(self.settings.weights_budget_bytes)
+            try:
+                item.evicted += self._make_room([item], set(item.protected), least=got)
+            except CacheBudgetError:
+                pass  # the reservation is unchanged: the download stops at it
+            return item.max_bytes if item.max_bytes is not None else got
+
+        return more
+
+    # --- reservations: downloads in flight in this process -------------------------------------
+
+    def _reserve(self, item: _Item, size: int) -> None:
+        with self._reservations_lock:
+            self._reservations[id(item)] = size
+
+    def _release(self, item: _Item) -> None:
+        with self._reservations_lock:
+            self._reservations.pop(id(item), None)
+
+    def _reserved_by_others(self, items: list[_Item]) -> int:
+        mine = {id(item) for item in items}
+        with self._reservations_lock:
+            return sum(size for key, size in self._reservations.items() if key not in mine)
+
+    def reserved_bytes(self) -> int:
+        """Bytes held by this process's downloads in flight (0 when none runs)."""
+        return self._reserved_by_others([])
+
+    def _make_room(self, missing: list[_Item], protected: set[str], *, least: int | None = None) -> list[str]:
+        """Evict least recently used weights until the missing ones fit; or fail before downloading.
+
+        Each missing item then reserves its estimate. ``least`` (one growing
+        download, with that many bytes already on disk): take whatever room is
+        left when the estimate does not fit, if that is more than ``least``.
+        """
         need = sum(item.estimate or 0 for item in missing)
-        need_disk = need  # a tar weight is extracted as it arrives: never the archive and its copy at once
+        # A tar weight is extracted as it arrives: never the archive and its copy at once.
+        need_disk = need - (least or 0)
         budget = self.settings.weights_budget_bytes
         evicted: list[str] = []
         with self._lock("budget"):
             records = self._records()
             in_use = {key for key in records if key in protected or key.rsplit("/", 1)[0] in protected}
             used = sum(r.size for key, r in records.items() if key not in {i.spec.key for i in missing})
+            in_flight = self._reserved_by_others(missing)  # other downloads in flight in this process
+            used += in_flight
             pinned = sum(records[key].size for key in in_use if key in records)
             free = shutil.disk_usage(self.root).free
             candidates = sorted((r for key, r in records.items() if key not in in_use), key=lambda r: r.last_used)
@@ -681,12 +765,17 @@ class WeightCache:
                 plan.append(record)
                 used -= record.size
                 free += record.size
+            if least is not None:  # the last of the room, to a growing download
+                room = min(budget - used if budget > 0 else need, least + free)
+                if least < room < need:
+                    missing[0].estimate = need = room
+                    need_disk = need - least
             if budget > 0 and used + need > budget:
                 raise CacheBudgetError(
                     f"The weights this workflow needs do not fit in the cache budget: {human_bytes(need)} to "
                     f"download ({self._list(missing)}) plus {human_bytes(pinned)} already cached and used by this "
-                    f"workflow, but CW_WEIGHTS_BUDGET is {human_bytes(budget)}.",
-                    needed_bytes=need + pinned, budget_bytes=budget,
+                    f"workflow{self._in_flight_note(in_flight)}, but CW_WEIGHTS_BUDGET is {human_bytes(budget)}.",
+                    needed_bytes=need + pinned + in_flight, budget_bytes=budget,
                 )
             if need_disk > free:
                 raise CacheBudgetError(
@@ -696,13 +785,12 @@ class WeightCache:
                     needed_bytes=need_disk, free_bytes=free,
                 )
             if budget > 0:
-                # What is left once the plan is done: a download whose size is unknown (or a server whose
-                # Content-Length lied) is stopped as it streams past its share of it.
-                room = max(0, budget - used - need)
-                unknown = [item for item in missing if item.spec.size is None]
+                # Each download reserves what it may write, and is stopped as it streams past it: its
+                # estimate, then the size its first answer states (_admitter), or, when none does, more
+                # as it arrives (_grower).
                 for item in missing:
-                    share = room // len(unknown) if item in unknown else 0
-                    item.max_bytes = (item.estimate or 0) + share
+                    item.max_bytes = item.estimate or 0
+                    self._reserve(item, item.max_bytes)
             for record in plan:
                 with self._lock(record.key):
                     self._remove_path(self.root / record.key)
@@ -710,6 +798,10 @@ class WeightCache:
                 evicted.append(record.key)
                 self.log(f"Evicted {record.key} ({human_bytes(record.size)}, least recently used) to make room.")
         return evicted
+
+    @staticmethod
+    def _in_flight_note(in_flight: int) -> str:
+        return f" plus {human_bytes(in_flight)} being downloaded now" if in_flight else ""
 
     @staticmethod
     def _list(items: list[_Item], limit: int = 5) -> str:
@@ -732,8 +824,8 @@ class WeightCache:
 
     def _obtain_or_abandon(self, item: _Item) -> tuple[WeightSpec, int | None]:
         """_obtain, unless another weight of the request failed; a failure here stops the others."""
-        self._check_abandon(item)
         try:
+            self._check_abandon(item)
             return self._obtain(item)
         except _Abandoned:
             raise
@@ -741,6 +833,8 @@ class WeightCache:
             if item.abandon is not None:
                 item.abandon.set()
             raise
+        finally:
+            self._release(item)  # recorded by now (the record counts instead), or failed: nothing kept
 
     @staticmethod
     def _check_abandon(item: _Item) -> None:
@@ -808,7 +902,7 @@ class WeightCache:
             url, staging / filename, size=spec.size, sha256=spec.sha256, policy=self.policy,
             headers=self._headers(url), connections=self.settings.download_connections,
             timeout_s=self.settings.download_timeout_s, progress=self._progress(item), scope=item.scope,
-            max_bytes=item.max_bytes, admit=self._admitter(item),
+            max_bytes=item.max_bytes, admit=self._admitter(item), more=self._grower(item),
         )
         path = result.path
         if item.url_dir is not None:
@@ -834,7 +928,7 @@ class WeightCache:
         basename = PurePosixPath(spec.name).name
         common: dict[str, Any] = dict(policy=self.policy, headers=self._headers(url), timeout_s=self.settings.download_timeout_s,
                       progress=self._progress(item), admit=self._admitter(item), scope=item.scope,
-                      max_bytes=item.max_bytes)
+                      max_bytes=item.max_bytes, more=self._grower(item))
         try:
             result = download.fetch(url, staging / basename, size=spec.size, sha256=spec.sha256,
                                     connections=self.settings.download_connections,

@@ -516,6 +516,19 @@ class _Hasher(threading.Thread):
 # --- one download -------------------------------------------------------------------------
 
 
+def _past_limit(requester: _Requester, name: str, limit: int, got: int, more: Callable[[int], int] | None) -> int:
+    """A body passed ``limit`` with ``got`` bytes: the larger limit ``more`` grants, else CacheBudgetError."""
+    if more is not None:
+        granted = more(got)
+        if granted >= got:
+            return granted
+        limit = max(limit, granted)
+    raise CacheBudgetError(
+        f"{name} from {requester.url} grew past {human_bytes(limit)}, the room left in the weights budget; the "
+        "download was stopped and nothing was kept.",
+        fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=name, budget_bytes=limit)
+
+
 class _Download:
     """The state shared by the worker threads of one fetch()."""
 
@@ -523,7 +536,7 @@ class _Download:
         self, requester: _Requester, fd: int, parts: _Parts, final_url: str, *,
         ranged: bool, decode: bool, retries: int, dest: Path,
         window: Window | None = None, body_size: int | None = None, preload: bytes = b"",
-        max_bytes: int | None = None,
+        max_bytes: int | None = None, more: Callable[[int], int] | None = None,
     ) -> None:
         # With a window, file byte ``i`` is body byte ``window.offset + i``; ``body_size`` is the whole
         # body's (a tar's) size, which range answers must keep stating; ``preload`` is what the first
@@ -532,6 +545,7 @@ class _Download:
         self.body_size = body_size if window is not None else parts.size
         self.preload = preload
         self.max_bytes = max_bytes
+        self.more = more
         self.requester = requester
         self.fd = fd
         self.parts = parts
@@ -701,11 +715,8 @@ class _Download:
             pos += len(data)
             self.parts.advance(part, pos, len(data), len(data))
             if self.max_bytes is not None and self.parts.written > self.max_bytes:
-                raise CacheBudgetError(
-                    f"{self.dest.name} from {self.requester.url} grew past {human_bytes(self.max_bytes)}, the room "
-                    "left in the weights budget; the download was stopped and nothing was kept.",
-                    fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=self.dest.name,
-                    budget_bytes=self.max_bytes)
+                self.max_bytes = _past_limit(self.requester, self.dest.name, self.max_bytes, self.parts.written,
+                                             self.more)
 
     def _write(self, fd: int, data: bytes, pos: int) -> None:
         view = memoryview(data)
@@ -822,6 +833,7 @@ def fetch(
     max_bytes: int | None = None,
     admit: Callable[[int | None], int | None] | None = None,
     window: Callable[[Callable[[int], bytes], int | None], Window] | None = None,
+    more: Callable[[int], int] | None = None,
 ) -> FetchResult:
     """Download ``url`` to ``dest``, verified, or raise a WrapperError and leave nothing.
 
@@ -836,7 +848,10 @@ def fetch(
     ``admit(size)`` is called with the size the first answer states (None if
     it states none) before any body byte is read: it may raise to refuse the
     download (a budget), so no separate probe is needed, or return a new
-    ``max_bytes`` (the room it made), None to keep it. ``window(read, size)``
+    ``max_bytes`` (the room it made), None to keep it. ``more(got)`` is
+    called when ``got`` bytes passed ``max_bytes`` (a body whose size no
+    answer stated): it returns a larger limit, or raises to stop the download
+    (without it, CacheBudgetError). ``window(read, size)``
     keeps only part of the body: it calls ``read(n)`` for up to the body's
     first ``n`` bytes (taken from the first response, which then goes on at
     that point), and returns the ``Window`` that becomes the file (a tar
@@ -858,7 +873,8 @@ def fetch(
     try:
         try:
             outcome = _run(requester, url, dest, fd, size, expected_sha, max(1, connections),
-                           max(64 * 1024, part_bytes), max(0, retries), progress, began, max_bytes, admit, window)
+                           max(64 * 1024, part_bytes), max(0, retries), progress, began, max_bytes, admit, window,
+                           more)
         finally:
             os.close(fd)
         try:
@@ -937,6 +953,7 @@ def _run(
     max_bytes: int | None = None,
     admit: Callable[[int | None], int | None] | None = None,
     window: Callable[[Callable[[int], bytes], int | None], Window] | None = None,
+    more: Callable[[int], int] | None = None,
 ) -> tuple[int, str, int, str | None]:
     """Download into ``fd`` and verify; returns (size, sha256, bytes read, filename hint)."""
     name = dest.name
@@ -976,7 +993,7 @@ def _run(
         parallel = ranged and total is not None and connections > 1 and total >= 2 * min_part
         parts = _Parts(total, connections, part_bytes, min_part, single=not parallel)
         job = _Download(requester, fd, parts, first.url, ranged=ranged, decode=decode, retries=retries, dest=dest,
-                        window=span, body_size=body_size, preload=preload, max_bytes=max_bytes)
+                        window=span, body_size=body_size, preload=preload, max_bytes=max_bytes, more=more)
         requester.scope.on_abort(lambda: job.fail(_Cancelled()) if job is not None else None)
         hasher = _Hasher(fd, parts, job.cancelled, job.workers_done)
         hasher.start()
@@ -1051,6 +1068,7 @@ def stream(
     name: str | None = None,
     scope: Scope | None = None,
     max_bytes: int | None = None,
+    more: Callable[[int], int] | None = None,
 ) -> tuple[T, int]:
     """Hand the body of ``url`` to ``consume`` as a file read front to back; (its result, bytes read).
 
@@ -1058,7 +1076,7 @@ def stream(
     member: nothing is written here. One GET; a connection that breaks is
     resumed at the byte where it stopped (a range request, or the body read
     again and the bytes already consumed skipped), so ``consume`` sees one
-    unbroken stream. ``admit``, ``scope`` and ``max_bytes`` work as in fetch().
+    unbroken stream. ``admit``, ``scope``, ``max_bytes`` and ``more`` work as in fetch().
     Requests, redirects and tokens follow fetch()'s rules.
     """
     label = name or _name_of(url)
@@ -1078,7 +1096,8 @@ def stream(
         except BaseException:
             first.close()
             raise
-        body = _Body(requester, session, first, total, ranged and not decode, max(0, retries), progress, max_bytes)
+        body = _Body(requester, session, first, total, ranged and not decode, max(0, retries), progress, max_bytes,
+                     more)
         try:
             result = consume(io.BufferedReader(body, READ_BYTES))
         finally:
@@ -1091,9 +1110,10 @@ class _Body(io.RawIOBase):
 
     def __init__(self, requester: _Requester, session: requests.Session, response: requests.Response,
                  size: int | None, ranged: bool, retries: int, progress: Callable[[Progress], None] | None,
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None, more: Callable[[int], int] | None = None) -> None:
         super().__init__()
         self.max_bytes = max_bytes
+        self.more = more
         self.requester = requester
         self.session = session
         self.response: requests.Response | None = response
@@ -1143,11 +1163,7 @@ class _Body(io.RawIOBase):
             self.pos += count
             self.received += count
             if self.max_bytes is not None and self.pos > self.max_bytes:
-                raise CacheBudgetError(
-                    f"{self.requester.name} from {self.requester.url} grew past {human_bytes(self.max_bytes)}, "
-                    "the room left in the weights budget; the download was stopped and nothing was kept.",
-                    fix="Raise CW_WEIGHTS_BUDGET, or use a smaller file.", filename=self.requester.name,
-                    budget_bytes=self.max_bytes)
+                self.max_bytes = _past_limit(self.requester, self.requester.name, self.max_bytes, self.pos, self.more)
             self._report()
             return count
 

@@ -32,6 +32,7 @@ class ServerControl:
     hang_paths: set[str] = field(default_factory=set)  # never answer these
     extra_headers: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> headers
     redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
+    no_length_paths: set[str] = field(default_factory=set)  # whole body, no Content-Length, then close
     requests: Counter = field(default_factory=Counter)
     _dropped: set[str] = field(default_factory=set)
     base_url: str = ""
@@ -75,6 +76,9 @@ def _make_handler(control: ServerControl) -> type[http.server.BaseHTTPRequestHan
             start, end = 0, size - 1
             status = 200
             range_header = self.headers.get("Range")
+            if path in control.no_length_paths:
+                self._send_unsized(target, path, head)
+                return
             if range_header and control.support_ranges:
                 match = _RANGE.match(range_header.strip())
                 if match and (match.group(1) or match.group(2)):
@@ -105,6 +109,16 @@ def _make_handler(control: ServerControl) -> type[http.server.BaseHTTPRequestHan
             if head:
                 return
             self._send_body(target, path, start, length)
+
+        def _send_unsized(self, target: Path, path: str, head: bool) -> None:
+            """The whole file with no stated size: the body ends when the connection closes."""
+            self.send_response(200)
+            self.send_header("Content-Type", _content_type(target))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if not head:
+                self._send_body(target, path, 0, target.stat().st_size)
 
         def _send_body(self, target: Path, path: str, start: int, length: int) -> None:
             drop_at = None

@@ -18,11 +18,13 @@ import pytest
 from comfyui_wrapper.errors import (
     CacheBudgetError,
     ChecksumMismatchError,
+    PredictionTimeoutError,
     UnsafeInputError,
     WeightDownloadError,
     WrapperError,
 )
 from comfyui_wrapper.settings import Settings
+from comfyui_wrapper.urls import Scope
 from comfyui_wrapper.weights.cache import WeightCache
 from comfyui_wrapper.weights.manifest import Manifest, WeightSpec
 from tests.support.static_server import serve_directory
@@ -443,3 +445,90 @@ def test_bad_url_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="folder"):
         cache.ensure_url("https://example.com/x.safetensors", "../etc")
     assert issubclass(CacheBudgetError, WrapperError)
+
+
+# --- the budget with downloads in flight: reservations ------------------------------------------------
+
+
+def unsized(served, name: str, size: int, folder: str = "loras") -> WeightSpec:
+    """A weight the manifest gives no size for: its first answer (or its stream) tells."""
+    write_blob(served.root / name, size, name)
+    return WeightSpec(name, folder, f"{served.base_url}/{name}", "file")
+
+
+def assert_within_budget(cache: WeightCache, weights: Path, budget: int) -> None:
+    assert cache.usage().bytes <= budget
+    assert cache.reserved_bytes() == 0
+    on_disk = sum(p.stat().st_size for p in weights.rglob("*") if p.is_file() and ".cache" not in p.parts)
+    assert on_disk <= budget
+
+
+def test_two_unknown_sizes_in_flight_never_share_the_room(tmp_path: Path, served) -> None:
+    """Each fits alone, both do not: before reservations both were admitted and the cache ended over budget."""
+    served.rate_limit_bps = 300 * KB  # half a second each, so both are in flight together
+    one, two = unsized(served, "one.safetensors", 150 * KB), unsized(served, "two.safetensors", 150 * KB)
+    logs = Logs()
+    cache = WeightCache(make_settings(tmp_path, weights_budget_bytes=250 * KB), Manifest([one, two]), log=logs)
+    with pytest.raises(CacheBudgetError, match="do not fit in the cache budget") as info:
+        cache.ensure_all([one, two])
+    assert "150.00 KB to download" in str(info.value)
+    weights = tmp_path / "weights"
+    assert_within_budget(cache, weights, 250 * KB)
+    assert set(leftovers(weights)) <= {"loras/one.safetensors", "loras/two.safetensors"}
+    assert len(leftovers(weights)) <= 1 and not list((weights / ".cache/staging").iterdir())
+
+
+@pytest.mark.parametrize("stated", [True, False], ids=["content-length", "no-content-length"])
+def test_unknown_sizes_in_flight_evict_older_weights_to_fit(tmp_path: Path, served, stated: bool) -> None:
+    old = unsized(served, "old.safetensors", 100 * KB)
+    one, two = unsized(served, "one.safetensors", 150 * KB), unsized(served, "two.safetensors", 150 * KB)
+    if not stated:
+        served.no_length_paths.update({"/one.safetensors", "/two.safetensors"})
+    cache = WeightCache(make_settings(tmp_path, weights_budget_bytes=350 * KB), Manifest([old, one, two]),
+                        log=Logs())
+    cache.ensure_all([old])
+    served.rate_limit_bps = 300 * KB
+    report = cache.ensure_all([one, two])
+    assert report.downloaded == 2 and report.evicted == ("loras/old.safetensors",)
+    assert leftovers(tmp_path / "weights") == ["loras/one.safetensors", "loras/two.safetensors"]
+    assert_within_budget(cache, tmp_path / "weights", 350 * KB)
+
+
+@pytest.mark.parametrize("stated", [True, False], ids=["content-length", "no-content-length"])
+def test_a_large_and_a_small_unknown_size_that_fit_both_download(tmp_path: Path, served, stated: bool) -> None:
+    """No even split of the room: without a stated size, each download reserves more as it streams."""
+    served.rate_limit_bps = 500 * KB
+    large, small = unsized(served, "large.safetensors", 250 * KB), unsized(served, "small.safetensors", 40 * KB)
+    if not stated:
+        served.no_length_paths.update({"/large.safetensors", "/small.safetensors"})
+    cache = WeightCache(make_settings(tmp_path, weights_budget_bytes=300 * KB), Manifest([large, small]), log=Logs())
+    report = cache.ensure_all([large, small])
+    assert report.downloaded == 2
+    assert report.paths["large.safetensors"].read_bytes() == (served.root / "large.safetensors").read_bytes()
+    assert cache.usage().bytes == 290 * KB
+    assert_within_budget(cache, tmp_path / "weights", 300 * KB)
+
+
+def test_reservations_are_released_after_errors_and_deadlines(tmp_path: Path, served) -> None:
+    budget = 250 * KB
+    data = write_blob(served.root / "w.safetensors", 200 * KB, "w")
+    wrong = WeightSpec("w.safetensors", "loras", f"{served.base_url}/w.safetensors", "file", size=len(data),
+                       sha256="0" * 64)
+    right = dataclasses.replace(wrong, folder="vae", sha256=sha(data))
+    endless = unsized(served, "endless.safetensors", 400 * KB, folder="checkpoints")  # past the budget
+    served.no_length_paths.add("/endless.safetensors")
+    cache = WeightCache(make_settings(tmp_path, weights_budget_bytes=budget), Manifest([wrong, endless]),
+                        log=Logs())
+    with pytest.raises(ChecksumMismatchError):
+        cache.ensure_all([wrong])
+    assert cache.reserved_bytes() == 0
+    with pytest.raises(CacheBudgetError, match="grew past"):
+        cache.ensure_all([endless])  # stopped as it streams past the room, with no size stated
+    assert cache.reserved_bytes() == 0
+    served.rate_limit_bps = 100 * KB  # two seconds: the deadline comes first
+    with pytest.raises(PredictionTimeoutError):
+        cache.ensure_all([right], scope=Scope.within(0.3))
+    assert cache.reserved_bytes() == 0 and leftovers(tmp_path / "weights") == []
+    served.rate_limit_bps = None
+    assert cache.ensure_all([right]).downloaded == 1  # the room the failures held is free again
+    assert_within_budget(cache, tmp_path / "weights", budget)

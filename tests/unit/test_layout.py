@@ -12,6 +12,7 @@ import ast
 import configparser
 import fnmatch
 import functools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,14 @@ def test_pytest_collects_every_test_folder():
     hidden = sorted(str(folder) for folder in folders
                     if any(fnmatch.fnmatch(part, pattern) for part in folder.parts for pattern in patterns))
     assert not hidden, f"pytest.ini's norecursedirs hides {hidden}"
+
+
+def test_readme_layout_names_every_module():
+    """README's Layout is the map a newcomer reads first: a module it does not name is a module they miss."""
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("## Layout")
+    layout = readme[start:readme.index("\n```\n", readme.index("```", start) + 3)]
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", layout))
+    modules = sorted(path.relative_to(REPO).as_posix() for path in (REPO / "comfyui_wrapper").rglob("*.py")
+                     if path.stem not in words)
+    assert not modules, f"README's Layout does not name: {modules}"

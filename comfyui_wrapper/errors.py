@@ -16,11 +16,12 @@ from pathlib import PurePath
 from typing import Any, Callable, TypeVar
 
 # Any query parameter whose name mentions a secret (token, hf_token, X-Amz-Security-Token, api_key, sig...).
-# The value runs to the next parameter or the end of the URL (white space, or a quote just before it:
-# a message's own quotes around a URL are kept; a quote inside a URL is never followed by a space).
+# The value runs to the next parameter or the end of the URL: white space, or a quote that closes it
+# (followed by white space, the end, or the , ; ) ] } of the text around it: a message's or a repr's
+# own quotes around a URL are kept; a URL's own quote is not followed by those).
 _SECRET_QUERY = re.compile(
     r"(?i)([?&][^=&#\s]*(?:token|key|secret|sig|auth|password|passwd|credential|session)[^=&#\s]*=)"
-    r"[^&#\s]+?(?=['\"]?(?:\s|$)|[&#])"
+    r"[^&#\s]+?(?=['\"](?:[\s,;)\]}]|$)|\s|$|[&#])"
 )
 # Userinfo of any scheme (ftp://user:password@, https://token@): everything before the '@' of the authority.
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]+@")

@@ -296,3 +296,13 @@ def test_redact_hides_each_secret_form() -> None:
     text = errors.redact(f"{USERINFO_URL} and http://u:{PASSWORD}@h.test/?sig={TOKEN}#frag &session_id={TOKEN}")
     assert_clean(text)
     assert "example.com/m.safetensors" in text and "h.test" in text
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("repr: Spec(url='https://h.test/m?token=abc', size=1)", "repr: Spec(url='https://h.test/m?token=***', size=1)"),
+    ('("https://h.test/m?sig=abc");', '("https://h.test/m?sig=***");'),
+    ("URL 'https://h.test/m?key=abc' refused", "URL 'https://h.test/m?key=***' refused"),
+    ("https://h.test/m?token=abc,def&x=1", "https://h.test/m?token=***&x=1"),  # a comma is part of the value
+])
+def test_redaction_keeps_the_quotes_around_a_url_and_hides_the_whole_value(text: str, shown: str) -> None:
+    assert errors.redact(text) == shown

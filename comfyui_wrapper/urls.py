@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -46,7 +46,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .errors import DownloadError, PredictionInterruptedError, PredictionTimeoutError, UnsafeInputError, redact
+from .errors import (
+    DownloadError,
+    PredictionInterruptedError,
+    PredictionTimeoutError,
+    UnsafeInputError,
+    redact,
+    redacted_repr,
+)
 from .logs import get_logger
 
 log = get_logger(__name__)
@@ -92,6 +99,7 @@ def is_http_url(value: Any) -> bool:
 # --- one parse ------------------------------------------------------------------------
 
 
+@redacted_repr
 @dataclass(frozen=True)
 class Target:
     """A URL as the HTTP client will send it: the only parse any decision is taken from.
@@ -102,7 +110,7 @@ class Target:
     into any text cannot leak a token.
     """
 
-    raw_url: str = field(repr=False)  # the prepared URL requests sends: send it, never show it
+    raw_url: str  # the prepared URL requests sends: send it; it shows only redacted (str, repr, shown)
     scheme: Literal["http", "https"]
     host: str  # lower case, no brackets, no trailing dot: what the connection is made to
     port: int
@@ -118,9 +126,6 @@ class Target:
 
     def __str__(self) -> str:
         return self.shown
-
-    def __repr__(self) -> str:
-        return f"Target({self.shown!r}, host={self.host!r}, port={self.port})"
 
 
 def _refuse(url: str, reason: str, fix: str = "Give a plain http(s) URL: scheme://host[:port]/path?query.") -> UnsafeInputError:
